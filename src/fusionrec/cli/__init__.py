@@ -1,0 +1,11 @@
+"""`fusionrec <verb>`: one verb per stage plus `demo`. Thin wiring only; algorithms live in the stages.
+
+Each module below registers its verbs on the shared Typer ``app``.
+"""
+
+from __future__ import annotations
+
+from fusionrec.cli.app import app
+from fusionrec.cli import data as _data  # noqa: F401,E402  (registers stats/split/demo)
+
+__all__ = ["app"]
