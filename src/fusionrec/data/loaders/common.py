@@ -1,0 +1,348 @@
+"""Shared mechanics of every loader: decoding with line-level encoding checks, delimited reading
+with line numbers, vectorised cleaning of interaction rows, and assembly into a Dataset.
+
+Every loader reads its layout into plain pandas frames (string ids, raw rating/time values and the
+source line of each row) and hands them to :func:`clean_interactions` and :func:`assemble_dataset`,
+so the validation policy documented in :mod:`fusionrec.data.validate` is applied once, the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from fusionrec.data.schema import Dataset, IdMap, Interactions, ItemColumns, UserColumns
+from fusionrec.data.validate import ValidationReport
+from fusionrec.errors import DataError
+
+
+def require_file(path: Path) -> Path:
+    if not path.exists():
+        raise DataError("file not found", file=str(path))
+    if not path.is_file():
+        raise DataError("not a regular file", file=str(path))
+    return path
+
+
+def read_utf8(path: Path, report: ValidationReport, *, encoding: str = "utf-8", fallback: str = "latin-1") -> bytes:
+    """File content as UTF-8 bytes. Lines that are not valid ``encoding`` are reported
+    (``bad_encoding``, with their line number) and decoded with ``fallback`` instead."""
+    raw = require_file(path).read_bytes()
+    if path.suffix == ".gz":
+        import gzip
+
+        raw = gzip.decompress(raw)
+    if encoding.lower().replace("-", "") in ("latin1", "iso88591", "cp1252"):
+        return raw.decode(encoding).encode("utf-8")
+    try:
+        raw.decode(encoding)
+        return raw if encoding.lower().replace("-", "") == "utf8" else raw.decode(encoding).encode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    fixed = []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            fixed.append(line.decode(encoding))
+        except UnicodeDecodeError as exc:
+            report.add(
+                "bad_encoding",
+                f"byte {exc.start}: not valid {encoding}; decoded as {fallback}",
+                file=str(path),
+                row=number,
+            )
+            fixed.append(line.decode(fallback, errors="replace"))
+    return "\n".join(fixed).encode("utf-8")
+
+
+def read_delimited(
+    path: Path,
+    report: ValidationReport,
+    *,
+    delimiter: str = ",",
+    column_names: list[str] | None = None,
+    encoding: str = "utf-8",
+    quoting: bool = True,
+    string_columns: list[str] | None = None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read a CSV/TSV (or ``::``-separated) file with pyarrow.
+
+    Returns the frame and the 1-based source line of each row. Rows with the wrong number of
+    fields are reported as ``malformed_row`` (with their line) and skipped. ``column_names``
+    given means the file has no header line. ``string_columns`` are kept as strings (ids).
+    """
+    data = read_utf8(path, report, encoding=encoding)
+    if len(delimiter) > 1:  # e.g. MovieLens-1M's "::": map to a byte that never occurs in text
+        data = data.replace(delimiter.encode(), b"\x1f")
+        delimiter = "\x1f"
+    bad_lines: list[int] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        line = int(row.number) if row.number is not None else -1
+        bad_lines.append(line)
+        report.add(
+            "malformed_row",
+            f"expected {row.expected_columns} fields, found {row.actual_columns}: {row.text[:80]!r}",
+            file=str(path),
+            row=line if line > 0 else None,
+        )
+        return "skip"
+
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in (string_columns or [])},
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(
+                use_threads=False, column_names=column_names, block_size=1 << 24
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, quote_char='"' if quoting else False, invalid_row_handler=on_invalid
+            ),
+            convert_options=convert,
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataError(f"cannot parse as delimited text: {exc}", file=str(path)) from exc
+    frame = table.to_pandas()
+    header = 0 if column_names is not None else 1
+    lines = _data_line_numbers(data, len(frame), header, bad_lines)
+    report.rows_read += len(frame) + len(bad_lines)
+    return frame, lines
+
+
+def _data_line_numbers(data: bytes, n_rows: int, header: int, bad_lines: list[int]) -> np.ndarray:
+    """Source line of each parsed row: every line that is not the header, skipped or empty."""
+    if b"\n\n" in data or data.startswith(b"\n") or b"\n\r\n" in data:
+        starts = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        ends = np.append(starts, len(data))
+        begins = np.insert(starts + 1, 0, 0)
+        empty = (ends - begins) <= 1
+        line_numbers = np.arange(1, len(begins) + 1)[~empty]
+    else:
+        line_numbers = np.arange(1, data.count(b"\n") + 2)
+    line_numbers = line_numbers[line_numbers > header]
+    if bad_lines:
+        line_numbers = line_numbers[~np.isin(line_numbers, np.asarray(bad_lines))]
+    return line_numbers[:n_rows]
+
+
+def _as_id_strings(column: pd.Series) -> pd.Series:
+    """Ids as stripped strings; NaN/None/'' become NA. Integral floats lose their '.0'."""
+    if pd.api.types.is_float_dtype(column):
+        values = column.to_numpy()
+        if np.all(np.isnan(values) | (values == np.round(values))):
+            column = column.astype("Int64")
+    text = column.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def clean_interactions(
+    raw: pd.DataFrame,
+    lines: np.ndarray,
+    report: ValidationReport,
+    *,
+    file: str,
+    rating_range: tuple[float, float] | None = None,
+    time_format: str | None = None,
+) -> pd.DataFrame:
+    """Validate raw interaction rows (vectorised) and return the kept ones.
+
+    ``raw`` has columns ``user``, ``item`` and optionally ``rating`` and ``timestamp`` (numbers
+    or strings). Returns columns ``user``/``item`` (str), ``weight`` (float32),
+    ``timestamp`` (int64 seconds, if given) and ``line``.
+    """
+    out = pd.DataFrame({"user": _as_id_strings(raw["user"]), "item": _as_id_strings(raw["item"])})
+    out["line"] = lines
+    keep = np.ones(len(out), dtype=bool)
+    for column in ("user", "item"):
+        missing = out[column].isna().to_numpy()
+        report.add_rows("missing_value", lines[missing], None, f"no {column} id", file=file, column=column)
+        keep &= ~missing
+
+    if "rating" in raw:
+        values = pd.to_numeric(raw["rating"], errors="coerce").to_numpy(dtype=np.float64)
+        given = raw["rating"].notna().to_numpy()
+        bad = np.isnan(values) & given & keep
+        report.add_rows("unparsable_number", lines[bad], raw["rating"].to_numpy()[bad],
+                        "rating {value!r} is not a number", file=file, column="rating")
+        missing = ~given & keep
+        report.add_rows("missing_value", lines[missing], None, "no rating", file=file, column="rating")
+        keep &= ~np.isnan(values)
+        if rating_range is not None:
+            lo, hi = rating_range
+            out_of_range = keep & ((values < lo) | (values > hi))
+            report.add_rows("rating_out_of_range", lines[out_of_range], values[out_of_range],
+                            f"rating {{value:g}} outside [{lo:g}, {hi:g}]", file=file, column="rating")
+            keep &= ~out_of_range
+        out["weight"] = values.astype(np.float32)
+    else:
+        out["weight"] = np.float32(1.0)
+
+    if "timestamp" in raw:
+        seconds, bad = _parse_time(raw["timestamp"], time_format)
+        bad &= keep
+        report.add_rows("unparsable_number", lines[bad], raw["timestamp"].to_numpy()[bad],
+                        "time {value!r} is not a number or date", file=file, column="timestamp")
+        keep &= ~bad
+        out["timestamp"] = seconds
+
+    out = out[keep]
+    key = ["user", "item"] + (["timestamp"] if "timestamp" in out else [])
+    duplicated = out.duplicated(subset=key, keep="first").to_numpy()
+    dup_rows = out[duplicated]
+    report.add_rows("duplicate_interaction", dup_rows["line"].to_numpy(),
+                    dup_rows[["user", "item"]].to_numpy().tolist(),
+                    "repeats (user, item" + (", time" if "timestamp" in out else "") + ") {value}",
+                    file=file, column=None)
+    out = out[~duplicated].reset_index(drop=True)
+    report.rows_kept += len(out)
+    return out
+
+
+def _parse_time(column: pd.Series, time_format: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds since the epoch (int64) and a mask of unparsable values (missing counts as bad)."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    if time_format is None and (numbers.notna() | column.isna()).all():
+        bad = numbers.isna().to_numpy().copy()
+        return numbers.fillna(0).to_numpy().astype(np.int64), bad
+    dates = pd.to_datetime(column, format=time_format, errors="coerce", utc=True)
+    bad = dates.isna().to_numpy().copy()
+    seconds = (dates.astype("int64") // 10**9).to_numpy()
+    return np.where(bad, 0, seconds).astype(np.int64), bad
+
+
+def assemble_dataset(
+    name: str,
+    items: pd.DataFrame,
+    interactions: pd.DataFrame,
+    report: ValidationReport,
+    *,
+    item_columns: ItemColumns,
+    items_file: str,
+    interactions_file: str,
+    users: pd.DataFrame | None = None,
+    user_columns: UserColumns | None = None,
+    rating_scale: tuple[float, float] | None = None,
+    media_root: str | None = None,
+    check_media: bool = True,
+    source: str = "",
+    item_lines: np.ndarray | None = None,
+) -> Dataset:
+    """Map ids to indices and check the catalog: duplicates, unknown items, missing files, empty text.
+
+    ``items`` has ``item_id`` plus modality columns; ``interactions`` comes from
+    :func:`clean_interactions`. Unknown items are appended to the catalog with no content.
+    """
+    items = items.copy()
+    items["item_id"] = _as_id_strings(items["item_id"])
+    item_lines = np.arange(2, len(items) + 2) if item_lines is None else np.asarray(item_lines)
+    valid_id = items["item_id"].notna().to_numpy()
+    report.add_rows("missing_value", item_lines[~valid_id], None, "no item id", file=items_file, column="item_id")
+    items, item_lines = items[valid_id], item_lines[valid_id]
+    duplicated = items["item_id"].duplicated(keep="first").to_numpy()
+    report.add_rows("duplicate_item", item_lines[duplicated], items["item_id"].to_numpy()[duplicated],
+                    "item id {value!r} already in the catalog", file=items_file, column="item_id")
+    items, item_lines = items[~duplicated].reset_index(drop=True), item_lines[~duplicated]
+
+    item_map = IdMap(items["item_id"].to_numpy())
+    unknown = item_map.lookup(interactions["item"].to_numpy()) < 0
+    if unknown.any():
+        first_rows = interactions[unknown].drop_duplicates("item")
+        report.add_rows("unknown_item", first_rows["line"].to_numpy(), first_rows["item"].to_numpy(),
+                        "item {value!r} is not in the catalog", file=interactions_file, column="item")
+        extra = pd.DataFrame({"item_id": first_rows["item"].to_numpy()})
+        items = pd.concat([items, extra], ignore_index=True)
+        item_lines = np.concatenate([item_lines, np.full(len(extra), -1)])
+        item_map = IdMap(items["item_id"].to_numpy())
+    items["item_id"] = items["item_id"].astype(object)
+
+    _mask_empty_text(items, item_columns, item_lines, report, items_file)
+    if check_media:
+        for column in (item_columns.image, item_columns.audio):
+            if column:
+                _mask_missing_files(items, column, item_lines, report, items_file, media_root)
+
+    user_ids = interactions["user"].to_numpy()
+    if users is not None:
+        users = users.copy()
+        users["user_id"] = _as_id_strings(users["user_id"])
+        users = users[users["user_id"].notna()].drop_duplicates("user_id").reset_index(drop=True)
+        user_map = IdMap(users["user_id"].to_numpy()).extend(user_ids)
+        if len(user_map) > len(users):
+            extra_users = pd.DataFrame({"user_id": user_map.ids[len(users):]})
+            users = pd.concat([users, extra_users], ignore_index=True)
+        users["user_id"] = users["user_id"].astype(object)
+    else:
+        user_map = IdMap.from_values(user_ids)
+
+    has_time = "timestamp" in interactions
+    inter = Interactions(
+        user=user_map.lookup(user_ids),
+        item=item_map.lookup(interactions["item"].to_numpy()),
+        weight=interactions["weight"].to_numpy(),
+        timestamp=interactions["timestamp"].to_numpy() if has_time else None,
+        n_users=len(user_map),
+        n_items=len(item_map),
+    )
+    return Dataset(
+        name=name,
+        items=items,
+        interactions=inter,
+        user_map=user_map,
+        item_map=item_map,
+        item_columns=item_columns,
+        users=users,
+        user_columns=user_columns or UserColumns(),
+        rating_scale=rating_scale,
+        source=source,
+        media_root=media_root,
+    )
+
+
+def _mask_empty_text(
+    items: pd.DataFrame, columns: ItemColumns, lines: np.ndarray, report: ValidationReport, file: str
+) -> None:
+    if not columns.text:
+        return
+    has_text = np.zeros(len(items), dtype=bool)
+    for name in columns.text:
+        text = items[name].astype("string").str.strip()
+        present = (text.notna() & (text != "")).to_numpy(dtype=bool)
+        clean = text.astype(object)
+        clean[~present] = None
+        items[name] = clean
+        has_text |= present
+    known = lines > 0  # items added for unknown ids are already reported as such
+    empty = ~has_text & known
+    report.add_rows("empty_text", lines[empty], items["item_id"].to_numpy()[empty],
+                    "item {value!r} has no text; text modality masked", file=file,
+                    column=",".join(columns.text))
+
+
+def _mask_missing_files(
+    items: pd.DataFrame, column: str, lines: np.ndarray, report: ValidationReport, file: str,
+    media_root: str | None,
+) -> None:
+    paths = items[column]
+    given = paths.notna().to_numpy() & (paths.astype("string").str.len().fillna(0).to_numpy() > 0)
+    exists = np.zeros(len(items), dtype=bool)
+    root = Path(media_root) if media_root else None
+    for i in np.flatnonzero(given):  # one stat per catalog item, not per interaction
+        path = Path(str(paths.iat[int(i)]))
+        exists[i] = (path if path.is_absolute() or root is None else root / path).is_file()
+    missing = given & ~exists
+    report.add_rows("missing_file", lines[missing], paths.to_numpy()[missing],
+                    "file {value!r} does not exist; modality masked", file=file, column=column)
+    items[column] = paths.where(exists, None).astype(object)
+
+
+def resolve(path: str | os.PathLike[str]) -> Path:
+    return Path(path).expanduser().resolve()
