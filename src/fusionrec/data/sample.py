@@ -93,7 +93,7 @@ def write_sample(
     affinity[np.arange(n_users), liked[:, 1]] = 1.5
     item_affinity = affinity[:, primary] + 0.5 * affinity[:, secondary]  # (n_users, n_items)
     logits = item_affinity + 0.6 * quality[None, :]
-    n_per_user = rng.integers(12, 40, size=n_users)
+    n_per_user = np.minimum(rng.integers(12, 40, size=n_users), max(n_items // 2, 1))
     gumbel = logits - np.log(-np.log(rng.random(logits.shape)))
     ranks = np.argsort(-gumbel, axis=1)
     take = np.arange(n_items)[None, :] < n_per_user[:, None]

@@ -38,7 +38,7 @@ def _quantiles(counts: np.ndarray) -> dict[str, float]:
 
 def _present(column: pd.Series) -> np.ndarray:
     """Rows where a modality value is present: not null and, for strings/lists, not empty."""
-    present = column.notna().to_numpy()
+    present = column.notna().to_numpy().copy()
     if pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column):
         lengths = column.map(lambda v: len(v) if hasattr(v, "__len__") else 1, na_action="ignore")
         present &= lengths.fillna(0).to_numpy() > 0

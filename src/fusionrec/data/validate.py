@@ -126,6 +126,8 @@ class ValidationReport:
         room = self.max_examples_per_kind - len(examples)
         for i in range(min(room, n)):
             value = None if values is None else values[i]
+            if isinstance(value, np.generic):
+                value = value.item()
             examples.append(
                 ValidationIssue(kind, message.format(value=value), file, int(rows[i]), column)
             )
