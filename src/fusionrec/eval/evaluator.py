@@ -1,0 +1,365 @@
+"""Full-ranking evaluation: every user with held-out items, against every item, in batches.
+
+For each batch of users the model's ``score`` gives a ``(batch, n_items)`` matrix; the user's
+excluded items (training items, plus validation items when scoring test) are set to ``-inf``;
+``torch.topk`` takes the top ``max(ks)`` without sorting whole rows; ties are broken towards the lower
+item index (deterministic, and the same as a stable sort of the whole row); the metrics of
+:mod:`fusionrec.eval.metrics` are computed per user and kept, so that means, confidence intervals
+and per-group breakdowns come from the same numbers.
+
+Held-out items that are also excluded (a repeated interaction already in train) cannot be
+recommended and are dropped from the truth; users left with no held-out item are not evaluated
+and are counted in ``EvalResult.n_skipped``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from fusionrec.errors import ModelError
+from fusionrec.eval import beyond as beyond_metrics
+from fusionrec.eval.metrics import RANKING_METRICS, auc_per_user, hit_matrix, metric_key, ranking_metrics
+
+if TYPE_CHECKING:
+    from fusionrec.data.splits import Split
+
+log = logging.getLogger(__name__)
+
+N_ITEM_GROUPS = 2  # head / tail of training popularity
+
+
+class Scorer(Protocol):
+    """Anything with ``score(users) -> (len(users), n_items)`` (every Recommender)."""
+
+    def score(self, users: np.ndarray) -> np.ndarray | torch.Tensor: ...
+
+
+def as_score_tensor(scores: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A writable, contiguous float32 CPU tensor (zero-copy when the array already is one)."""
+    if isinstance(scores, torch.Tensor):
+        return scores.detach().to(device="cpu", dtype=torch.float32).contiguous()
+    array = np.asarray(scores, dtype=np.float32)
+    if not array.flags.writeable or not array.flags.c_contiguous:
+        array = np.array(array, dtype=np.float32, order="C", copy=True)
+    return torch.from_numpy(array)
+
+
+def mask_rows(scores: torch.Tensor, exclude_rows: sp.csr_matrix) -> None:
+    """Set ``scores[r, i] = -inf`` for every stored entry ``(r, i)`` of ``exclude_rows`` (in place)."""
+    if exclude_rows.nnz == 0:
+        return
+    rows = np.repeat(np.arange(exclude_rows.shape[0]), np.diff(exclude_rows.indptr))
+    scores[torch.from_numpy(rows), torch.from_numpy(exclude_rows.indices.astype(np.int64))] = float("-inf")
+
+
+def top_k_items(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best items of each row, best first: ``(items int64, scores float32)``, both ``(rows, k)``.
+
+    Ties are broken towards the lower item index. Slots whose score is ``-inf`` (fewer than ``k``
+    candidates) get item ``-1``. Only rows with a tie at the k-th place are sorted in full.
+    """
+    n_rows, n_items = scores.shape
+    k = min(k, n_items)
+    if n_rows == 0 or k == 0:
+        return np.zeros((n_rows, k), dtype=np.int64), np.zeros((n_rows, k), dtype=np.float32)
+    values, index = torch.topk(scores, k, dim=1, largest=True, sorted=True)
+    n_at_least = (scores >= values[:, -1:]).sum(dim=1)
+    tied = torch.nonzero(n_at_least > k).flatten()
+    if len(tied):
+        full = torch.sort(scores[tied], dim=1, descending=True, stable=True)
+        values[tied] = full.values[:, :k]
+        index[tied] = full.indices[:, :k]
+    items = index.numpy()
+    vals = values.numpy()
+    if k > 1 and np.any(vals[:, 1:] == vals[:, :-1]):
+        order = np.lexsort((items, -vals.astype(np.float64)), axis=-1)
+        items = np.take_along_axis(items, order, axis=1)
+        vals = np.take_along_axis(vals, order, axis=1)
+    items = np.where(np.isneginf(vals), -1, items)
+    return items.astype(np.int64), vals.astype(np.float32)
+
+
+def item_popularity_groups(item_popularity: np.ndarray, head_share: float = 0.2) -> np.ndarray:
+    """``(n_items,)`` int: 0 for the ``head_share`` most popular items ("head"), 1 for the rest ("tail")."""
+    n_items = len(item_popularity)
+    n_head = round(n_items * head_share)
+    order = np.argsort(-np.asarray(item_popularity), kind="stable")
+    groups = np.ones(n_items, dtype=np.int64)
+    groups[order[:n_head]] = 0
+    return groups
+
+
+@dataclass
+class EvalResult:
+    """Per-user metric values of one evaluation plus what is needed to summarise them."""
+
+    part: str
+    ks: tuple[int, ...]
+    users: np.ndarray  # (n_evaluated,) user indices
+    per_user: dict[str, np.ndarray]  # metric key -> (n_evaluated,) float64
+    n_skipped: int  # users without held-out items
+    n_items: int
+    time_s: float
+    user_activity: np.ndarray  # (n_evaluated,) number of training items of each user
+    top_k: np.ndarray  # (n_evaluated, max(ks)) int64, -1 = empty slot
+    beyond: dict[str, float] = field(default_factory=dict)
+    item_group_names: tuple[str, ...] = ("head", "tail")
+    item_group_hits: dict[int, np.ndarray] = field(default_factory=dict)  # k -> (n_eval, n_groups)
+    item_group_truth: np.ndarray | None = None  # (n_eval, n_groups)
+
+    @property
+    def n_evaluated(self) -> int:
+        return len(self.users)
+
+    def metric_keys(self) -> list[str]:
+        return list(self.per_user)
+
+    def mean(self) -> dict[str, float]:
+        """Mean over evaluated users of every metric (NaN entries, e.g. AUC without negatives, skipped)."""
+        return {key: _nanmean(values) for key, values in self.per_user.items()}
+
+    def confidence_intervals(
+        self, level: float = 0.95, method: str = "t", n_boot: int = 1000, seed: int = 0
+    ) -> dict[str, tuple[float, float]]:
+        """``(low, high)`` of each metric's mean over users: Student-t or percentile bootstrap."""
+        return {
+            key: mean_confidence_interval(values, level=level, method=method, n_boot=n_boot, seed=seed)
+            for key, values in self.per_user.items()
+        }
+
+    def by_user_activity(self, n_groups: int = 3) -> dict[str, dict[str, float]]:
+        """Means per group of users cut at quantiles of their number of training items."""
+        if self.n_evaluated == 0:
+            return {}
+        edges = np.unique(np.quantile(self.user_activity, np.linspace(0, 1, n_groups + 1)))
+        group = np.clip(np.searchsorted(edges, self.user_activity, side="right") - 1, 0, len(edges) - 2)
+        out: dict[str, dict[str, float]] = {}
+        for g in range(max(len(edges) - 1, 1)):
+            members = group == g
+            if not members.any():
+                continue
+            low, high = int(self.user_activity[members].min()), int(self.user_activity[members].max())
+            label = f"{low}-{high} train items"
+            out[label] = {"n_users": float(members.sum())} | {
+                key: _nanmean(values[members]) for key, values in self.per_user.items()
+            }
+        return out
+
+    def by_item_popularity(self) -> dict[str, dict[str, float]]:
+        """Recall@k restricted to each item group (head/tail of training popularity).
+
+        ``recall_g@k = hits among group-g held-out items / number of group-g held-out items``,
+        averaged over users who have at least one held-out item in group g.
+        """
+        if self.item_group_truth is None:
+            return {}
+        out: dict[str, dict[str, float]] = {}
+        for g, name in enumerate(self.item_group_names):
+            truth = self.item_group_truth[:, g]
+            has = truth > 0
+            row: dict[str, float] = {"n_users": float(has.sum())}
+            for k, hits in sorted(self.item_group_hits.items()):
+                row[metric_key("recall", k)] = float(np.mean(hits[has, g] / truth[has])) if has.any() else float("nan")
+            out[name] = row
+        return out
+
+    def summary(self, ci_method: str = "t", level: float = 0.95) -> dict[str, Any]:
+        """JSON-able: means, confidence intervals, counts, timing, beyond-accuracy values, groups."""
+        return {
+            "part": self.part,
+            "metrics": self.mean(),
+            "ci": {k: list(v) for k, v in self.confidence_intervals(level=level, method=ci_method).items()},
+            "ci_method": ci_method,
+            "ci_level": level,
+            "n_evaluated": self.n_evaluated,
+            "n_skipped": self.n_skipped,
+            "eval_time_s": self.time_s,
+            "beyond": self.beyond,
+            "by_user_activity": self.by_user_activity(),
+            "by_item_popularity": self.by_item_popularity(),
+        }
+
+
+def _nanmean(values: np.ndarray) -> float:
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if len(finite) else float("nan")
+
+
+def mean_confidence_interval(
+    values: np.ndarray, level: float = 0.95, method: str = "t", n_boot: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """Confidence interval of the mean of ``values`` (NaNs dropped)."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n == 0:
+        return float("nan"), float("nan")
+    mean = float(x.mean())
+    if n == 1:
+        return mean, mean
+    if method == "t":
+        from scipy import stats
+
+        half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
+        return mean - half, mean + half
+    if method == "bootstrap":
+        rng = np.random.default_rng(seed)
+        chunk = max(1, 2_000_000 // n)
+        means = np.concatenate(
+            [x[rng.integers(0, n, size=(min(chunk, n_boot - s), n))].mean(axis=1) for s in range(0, n_boot, chunk)]
+        )
+        low, high = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
+        return float(low), float(high)
+    raise ValueError(f"unknown confidence interval method {method!r} (t or bootstrap)")
+
+
+class Evaluator:
+    """Batched full-ranking evaluator shared by every model, the trainer and the CLI.
+
+    Parameters
+    ----------
+    ks:
+        cut-offs, e.g. ``(10, 20)``.
+    metrics:
+        ranking metrics from :data:`fusionrec.eval.metrics.RANKING_METRICS`.
+    batch_size:
+        users scored at once (memory ~ ``batch_size * n_items * 4`` bytes).
+    auc:
+        also compute full-ranking AUC (sorts every row; slower).
+    beyond:
+        also compute coverage, novelty, average popularity and Gini of the top ``max(ks)`` lists.
+    """
+
+    def __init__(
+        self,
+        ks: Sequence[int] = (10, 20),
+        metrics: Iterable[str] = RANKING_METRICS,
+        batch_size: int = 1024,
+        auc: bool = False,
+        beyond: bool = True,
+    ) -> None:
+        self.ks = tuple(sorted({int(k) for k in ks}))
+        if not self.ks or self.ks[0] < 1:
+            raise ValueError(f"cut-offs must be >= 1, got {list(ks)}")
+        self.metrics = tuple(metrics)
+        self.batch_size = int(batch_size)
+        self.auc = auc
+        self.beyond = beyond
+
+    def evaluate(self, model: Scorer, split: Split, on: str = "test") -> EvalResult:
+        """Evaluate on ``valid`` (excluding train items) or ``test`` (excluding train and valid)."""
+        if on not in ("valid", "test"):
+            raise ValueError(f"on must be 'valid' or 'test', got {on!r}")
+        train = split.csr("train")
+        exclude = train if on == "valid" else (train + split.csr("valid")).tocsr()
+        return self.evaluate_matrices(model, split.csr(on), exclude, train=train, part=on)
+
+    def evaluate_matrices(
+        self,
+        model: Scorer,
+        truth: sp.csr_matrix,
+        exclude: sp.csr_matrix | None,
+        train: sp.csr_matrix | None = None,
+        part: str = "",
+    ) -> EvalResult:
+        """Evaluate ``model`` against ``truth`` (held-out, ``(n_users, n_items)``), never ranking
+        the items of ``exclude``. ``train`` (default ``exclude``) gives item popularity and user
+        activity for the beyond-accuracy metrics and the group breakdowns."""
+        start = time.perf_counter()
+        n_users, n_items = truth.shape
+        truth = _binary(truth)
+        exclude = _binary(exclude) if exclude is not None else _binary(sp.csr_matrix(cast(Any, (n_users, n_items))))
+        train = _binary(train) if train is not None else exclude
+        truth = _binary(truth - truth.multiply(exclude))
+        n_relevant_all = np.diff(truth.indptr)
+        users = np.flatnonzero(n_relevant_all > 0)
+        item_popularity = np.asarray(train.sum(axis=0)).ravel()
+        item_groups = item_popularity_groups(item_popularity)
+        max_k = min(self.ks[-1], n_items)
+        ks = tuple(k for k in self.ks if k <= max_k) or (max_k,)
+
+        per_user: dict[str, list[np.ndarray]] = {}
+        top_k_parts: list[np.ndarray] = []
+        group_hits: dict[int, list[np.ndarray]] = {k: [] for k in ks}
+        group_truth: list[np.ndarray] = []
+        for lo in range(0, len(users), self.batch_size):
+            batch = users[lo : lo + self.batch_size]
+            scores = as_score_tensor(model.score(batch))
+            if scores.shape != (len(batch), n_items):
+                raise ModelError(f"score() returned shape {tuple(scores.shape)}, expected {(len(batch), n_items)}")
+            if torch.isnan(scores).any():
+                raise ModelError("score() returned NaN scores")
+            excluded_rows = exclude[batch]
+            mask_rows(scores, excluded_rows)
+            truth_rows = truth[batch]
+            n_rel = np.diff(truth_rows.indptr)
+            if self.auc:
+                per_user.setdefault("auc", []).append(
+                    auc_per_user(scores, np.diff(excluded_rows.indptr), truth_rows)
+                )
+            items, _ = top_k_items(scores, max_k)
+            hits = hit_matrix(items, truth_rows)
+            for key, values in ranking_metrics(hits, n_rel, ks, self.metrics).items():
+                per_user.setdefault(key, []).append(values)
+            top_k_parts.append(items)
+            group_truth.append(_group_counts(truth_rows.indices, np.diff(truth_rows.indptr), item_groups))
+            for k in ks:
+                hit_items = np.where(hits[:, :k], items[:, :k], -1)
+                group_hits[k].append(_group_counts_dense(hit_items, item_groups))
+
+        top_k = np.concatenate(top_k_parts) if top_k_parts else np.zeros((0, max_k), dtype=np.int64)
+        result = EvalResult(
+            part=part,
+            ks=ks,
+            users=users,
+            per_user={key: np.concatenate(parts) for key, parts in per_user.items()},
+            n_skipped=int(n_users - len(users)),
+            n_items=n_items,
+            time_s=0.0,
+            user_activity=np.diff(train.indptr)[users],
+            top_k=top_k,
+            item_group_hits={k: np.concatenate(v) if v else np.zeros((0, 2)) for k, v in group_hits.items()},
+            item_group_truth=np.concatenate(group_truth) if group_truth else np.zeros((0, 2)),
+        )
+        if self.beyond and len(users):
+            result.beyond = {
+                "coverage": beyond_metrics.catalog_coverage(top_k, n_items),
+                "novelty": _nanmean(beyond_metrics.novelty(top_k, item_popularity, n_users)),
+                "avg_popularity": _nanmean(beyond_metrics.average_popularity(top_k, item_popularity)),
+                "gini": beyond_metrics.gini_index(top_k, n_items),
+            }
+        result.time_s = time.perf_counter() - start
+        log.debug("evaluated %d users (%d skipped) in %.3fs", len(users), result.n_skipped, result.time_s)
+        return result
+
+
+def _binary(matrix: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+    csr = sp.csr_matrix(cast(Any, matrix), dtype=np.float32)
+    csr.eliminate_zeros()
+    csr.data[:] = 1.0
+    csr.sort_indices()
+    return csr
+
+
+def _group_counts(indices: np.ndarray, row_lengths: np.ndarray, item_groups: np.ndarray) -> np.ndarray:
+    n_groups = N_ITEM_GROUPS
+    rows = np.repeat(np.arange(len(row_lengths)), row_lengths)
+    flat = rows * n_groups + item_groups[indices]
+    return np.bincount(flat, minlength=len(row_lengths) * n_groups).reshape(len(row_lengths), n_groups)
+
+
+def _group_counts_dense(items: np.ndarray, item_groups: np.ndarray) -> np.ndarray:
+    n_groups = N_ITEM_GROUPS
+    n_rows = items.shape[0]
+    valid = items >= 0
+    rows = np.broadcast_to(np.arange(n_rows)[:, None], items.shape)[valid]
+    flat = rows * n_groups + item_groups[items[valid]]
+    return np.bincount(flat, minlength=n_rows * n_groups).reshape(n_rows, n_groups)

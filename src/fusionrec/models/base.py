@@ -1,0 +1,247 @@
+"""The Recommender interface every model implements, and its capability protocols.
+
+A model is built from explicit keyword arguments (mirrored by a typed pydantic config class so
+YAML/CLI map onto them), learns from ``fit(train, features=None, valid=None)``, scores users in
+batches with ``score(users) -> (len(users), n_items) float32``, and saves to a directory of a JSON
+config plus a ``.npz`` of arrays that loads with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict
+
+from fusionrec.data.schema import Interactions
+from fusionrec.errors import ModelError, NotFittedError
+
+CONFIG_FILE = "model.json"
+WEIGHTS_FILE = "weights.npz"
+FORMAT_VERSION = 1
+
+RecommenderT = TypeVar("RecommenderT", bound="Recommender")
+
+
+class ModelConfig(BaseModel):
+    """Base of every model's typed hyper-parameters; unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def as_csr(data: Interactions | sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+    """Binary ``(n_users, n_items)`` float32 CSR of training interactions."""
+    if isinstance(data, Interactions):
+        matrix = data.to_csr(binary=True)
+    else:
+        matrix = sp.csr_matrix(cast(Any, data), dtype=np.float32)
+        matrix.eliminate_zeros()
+        matrix.data[:] = 1.0
+        matrix.sort_indices()
+    return matrix
+
+
+class Recommender(ABC):
+    """Base class: ``fit`` / ``score`` / ``recommend`` / ``save`` / ``load``.
+
+    Subclasses set ``name`` and ``config_class`` and implement ``_fit``, ``score``,
+    ``_get_state`` and ``_set_state``. Their ``__init__`` takes exactly the fields of
+    ``config_class`` as keyword arguments (the contract tests check this).
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[ModelConfig]]
+
+    n_users: int = 0
+    n_items: int = 0
+    _fitted: bool = False
+
+    # ----------------------------------------------------------------------- configuration
+    def get_config(self) -> ModelConfig:
+        """The hyper-parameters this model was built with."""
+        fields = self.config_class.model_fields
+        return self.config_class(**{key: getattr(self, key) for key in fields})
+
+    @classmethod
+    def from_config(cls: type[RecommenderT], config: ModelConfig | dict[str, Any] | None = None) -> RecommenderT:
+        """Build from a config object or a dict validated against ``config_class``."""
+        if config is None:
+            config = cls.config_class()
+        elif isinstance(config, dict):
+            config = cls.config_class.model_validate(config)
+        return cls(**config.model_dump())
+
+    @classmethod
+    def constructor_parameters(cls) -> dict[str, Any]:
+        """Keyword arguments of ``__init__`` with their defaults."""
+        params = inspect.signature(cls.__init__).parameters
+        return {n: p.default for n, p in params.items() if n != "self"}
+
+    # ----------------------------------------------------------------------- learning
+    def fit(
+        self: RecommenderT,
+        train: Interactions | sp.spmatrix | sp.sparray,
+        features: Any | None = None,
+        valid: Interactions | sp.spmatrix | sp.sparray | None = None,
+    ) -> RecommenderT:
+        """Learn from ``train`` (Interactions or a ``(n_users, n_items)`` sparse matrix).
+
+        ``features`` (a FeatureSet) is accepted by every model and ignored by pure CF ones;
+        ``valid`` (same shape as train) is used by iterative models for early stopping.
+        """
+        train_matrix = as_csr(train)
+        valid_matrix = as_csr(valid) if valid is not None else None
+        if valid_matrix is not None and valid_matrix.shape != train_matrix.shape:
+            raise ModelError(f"valid has shape {valid_matrix.shape}, train {train_matrix.shape}")
+        self.n_users, self.n_items = train_matrix.shape
+        self._fit(train_matrix, features, valid_matrix)
+        self._fitted = True
+        return self
+
+    @abstractmethod
+    def _fit(self, train: sp.csr_matrix, features: Any | None, valid: sp.csr_matrix | None) -> None:
+        """Learn from the binary train matrix (and valid, for early stopping)."""
+
+    @abstractmethod
+    def score(self, users: np.ndarray) -> np.ndarray:
+        """``(len(users), n_items)`` float32 scores, higher = better (training items not masked)."""
+
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() or load() first")
+
+    def _check_users(self, users: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        index = np.asarray(users, dtype=np.int64).ravel()
+        if len(index) and (index.min() < 0 or index.max() >= self.n_users):
+            raise ModelError(f"user indices must be in [0, {self.n_users})")
+        return index
+
+    def recommend(
+        self, users: np.ndarray, k: int = 10, exclude: sp.csr_matrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` items per user, best first: ``(items int64, scores float32)``, each ``(len(users), k)``.
+
+        ``exclude`` is a ``(n_users, n_items)`` matrix (e.g. the training matrix) whose items are
+        never recommended to that user; slots left empty hold item ``-1``.
+        """
+        from fusionrec.eval.evaluator import as_score_tensor, mask_rows, top_k_items
+
+        index = self._check_users(users)
+        scores = as_score_tensor(self.score(index))
+        if exclude is not None:
+            mask_rows(scores, sp.csr_matrix(exclude)[index])
+        return top_k_items(scores, k)
+
+    # ----------------------------------------------------------------------- persistence
+    @abstractmethod
+    def _get_state(self) -> dict[str, np.ndarray]:
+        """Learned arrays to save (numeric numpy arrays only)."""
+
+    @abstractmethod
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`_get_state` returned."""
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.json`` (name, hyper-parameters, shapes) and ``weights.npz``."""
+        self._check_fitted()
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": self.name,
+            "config": self.get_config().model_dump(mode="json"),
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+        }
+        (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+        save_arrays = cast(Any, np.savez)
+        save_arrays(out / WEIGHTS_FILE, **self._get_state())
+        return out
+
+    @classmethod
+    def load(cls: type[RecommenderT], directory: str | Path) -> RecommenderT:
+        """Load a directory written by :meth:`save` (no pickle involved)."""
+        root = Path(directory)
+        meta = read_model_meta(root)
+        if meta["model"] != cls.name:
+            raise ModelError(f"{root} holds a {meta['model']!r} model, not {cls.name!r}")
+        model = cls.from_config(meta["config"])
+        model.n_users, model.n_items = int(meta["n_users"]), int(meta["n_items"])
+        with np.load(root / WEIGHTS_FILE, allow_pickle=False) as weights:
+            model._set_state({key: weights[key] for key in weights.files})
+        model._fitted = True
+        return model
+
+
+def read_model_meta(directory: str | Path) -> dict[str, Any]:
+    """The ``model.json`` of a model directory, with a clear error when it is not one."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.exists():
+        raise ModelError(f"{directory} is not a fusionrec model directory (no {CONFIG_FILE})")
+    meta: dict[str, Any] = json.loads(path.read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelError(f"{path}: unsupported format version {meta.get('format_version')}")
+    return meta
+
+
+def empty_csr() -> sp.csr_matrix:
+    """A ``(0, 0)`` float32 CSR placeholder for models not fitted yet."""
+    return sp.csr_matrix(np.zeros((0, 0), dtype=np.float32))
+
+
+def csr_to_state(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """Arrays of a CSR matrix for ``.npz`` storage."""
+    return {
+        f"{prefix}_data": matrix.data,
+        f"{prefix}_indices": matrix.indices,
+        f"{prefix}_indptr": matrix.indptr,
+        f"{prefix}_shape": np.asarray(matrix.shape, dtype=np.int64),
+    }
+
+
+def csr_from_state(prefix: str, state: dict[str, np.ndarray]) -> sp.csr_matrix:
+    n_rows, n_cols = (int(s) for s in state[f"{prefix}_shape"])
+    return sp.csr_matrix(
+        (state[f"{prefix}_data"], state[f"{prefix}_indices"], state[f"{prefix}_indptr"]), shape=(n_rows, n_cols)
+    )
+
+
+@runtime_checkable
+class SupportsVectors(Protocol):
+    """A factorised model: ``score = user_vectors() @ item_vectors().T`` (inner product), so an
+    ANN index can serve it."""
+
+    def user_vectors(self) -> np.ndarray:
+        """``(n_users, d)`` float32."""
+        ...
+
+    def item_vectors(self) -> np.ndarray:
+        """``(n_items, d)`` float32."""
+        ...
+
+
+@runtime_checkable
+class SupportsFeatures(Protocol):
+    """A model that uses item content (a FeatureSet) when fitting and scoring."""
+
+    uses_features: bool
+
+
+@runtime_checkable
+class SupportsColdStart(Protocol):
+    """A model that can score items unseen in training from their features."""
+
+    def score_items(self, users: np.ndarray, item_features: Any) -> np.ndarray: ...
+
+
+@runtime_checkable
+class SupportsPartialFit(Protocol):
+    """A model that folds in new feedback without a full retrain."""
+
+    def partial_fit_users(self, users: np.ndarray, interactions: sp.csr_matrix) -> None: ...

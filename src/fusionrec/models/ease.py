@@ -1,0 +1,73 @@
+"""EASE (Steck 2019): a closed-form item-item linear model."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, cast
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+from pydantic import Field
+
+from fusionrec.errors import ModelError
+from fusionrec.models.base import ModelConfig, Recommender, csr_from_state, csr_to_state, empty_csr
+
+
+class EASEConfig(ModelConfig):
+    l2: float = Field(500.0, gt=0)
+    dtype: Literal["float32", "float64"] = "float64"
+
+
+class EASE(Recommender):
+    """``B = argmin ||X - X B||^2 + l2 ||B||^2`` subject to ``diag(B) = 0``, solved in closed form:
+    ``P = (X^T X + l2 I)^-1``, ``B_ij = -P_ij / P_jj`` (``i != j``); ``score(u) = x_u B``.
+
+    One dense Cholesky inverse of the ``(n_items, n_items)`` Gram matrix (LAPACK ``potrf``/``potri``),
+    so memory is ``O(n_items^2)``: fine up to a few tens of thousands of items.
+
+    Parameters
+    ----------
+    l2: the ridge weight lambda.
+    dtype: precision of the inverse (the weights are stored as float32 either way).
+    """
+
+    name = "ease"
+    config_class = EASEConfig
+
+    def __init__(self, *, l2: float = 500.0, dtype: Literal["float32", "float64"] = "float64") -> None:
+        self.l2, self.dtype = l2, dtype
+        self.weights = np.zeros((0, 0), dtype=np.float32)
+        self.train_matrix = empty_csr()
+
+    def _fit(self, train: sp.csr_matrix, features: Any | None, valid: sp.csr_matrix | None) -> None:
+        gram = np.asarray((train.T @ train).toarray(), dtype=self.dtype)
+        gram[np.diag_indices_from(gram)] += self.l2
+        precision = _spd_inverse(gram)
+        weights = precision / (-np.diag(precision))[None, :]
+        weights[np.diag_indices_from(weights)] = 0.0
+        self.weights = np.ascontiguousarray(weights, dtype=np.float32)
+        self.train_matrix = train
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        index = self._check_users(users)
+        return np.asarray(self.train_matrix[index] @ self.weights, dtype=np.float32)
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights} | csr_to_state("train", self.train_matrix)
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.weights = state["weights"]
+        self.train_matrix = csr_from_state("train", state)
+
+
+def _spd_inverse(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive definite matrix via Cholesky (about 3x fewer flops than LU)."""
+    potrf, potri = cast(Any, scipy.linalg.lapack.get_lapack_funcs(("potrf", "potri"), (matrix,)))
+    factor, info = potrf(matrix, lower=False, overwrite_a=True, clean=False)
+    if info != 0:
+        raise ModelError(f"Gram matrix is not positive definite (potrf info {info}); raise l2")
+    inverse, info = potri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise ModelError(f"inverting the Gram matrix failed (potri info {info})")
+    upper = np.triu(inverse)
+    return upper + np.triu(inverse, 1).T

@@ -1,0 +1,37 @@
+"""MostPop: every user gets the items with the most training interactions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from fusionrec.models.base import ModelConfig, Recommender
+
+
+class MostPopConfig(ModelConfig):
+    pass
+
+
+class MostPop(Recommender):
+    """``score(u, i) = number of training users of item i`` (the same list for everyone)."""
+
+    name = "mostpop"
+    config_class = MostPopConfig
+
+    def __init__(self) -> None:
+        self.item_counts = np.zeros(0, dtype=np.float32)
+
+    def _fit(self, train: sp.csr_matrix, features: Any | None, valid: sp.csr_matrix | None) -> None:
+        self.item_counts = np.asarray(train.sum(axis=0), dtype=np.float32).ravel()
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        index = self._check_users(users)
+        return np.tile(self.item_counts, (len(index), 1))
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {"item_counts": self.item_counts}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.item_counts = state["item_counts"].astype(np.float32)
