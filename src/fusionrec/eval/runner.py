@@ -89,3 +89,77 @@ def baselines_table(runs: Mapping[str, ModelRun], title: str = "test, full ranki
         "epochs": {n: (f"{r.n_epochs} (best {r.best_epoch})" if r.n_epochs else "-") for n, r in runs.items()},
     }
     return metrics_table({n: r.result for n, r in runs.items()}, extra_columns=extra, title=title)
+
+
+@dataclass
+class Trial:
+    params: dict[str, Any]
+    valid_value: float
+    train_time_s: float
+    n_epochs: int | None = None
+
+
+@dataclass
+class TuneResult:
+    """A grid search: every trial's valid value, the chosen point and its test result."""
+
+    metric: str
+    trials: list[Trial]
+    best: Trial
+    best_run: ModelRun  # the chosen trial's own fitted model (evaluated on valid)
+    test: EvalResult
+
+
+def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """All combinations of a ``{param: [values]}`` grid, in order (a scalar counts as one value)."""
+    import itertools
+
+    keys = list(grid)
+    values = [v if isinstance(v, list | tuple) else [v] for v in grid.values()]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+def grid_search(
+    name: str,
+    split: Split,
+    grid: Mapping[str, Sequence[Any]],
+    metric: str = "recall@20",
+    k: Sequence[int] = (10, 20),
+    base_config: Mapping[str, Any] | None = None,
+    console: Console | None = None,
+) -> TuneResult:
+    """Fit ``name`` at every grid point on train, choose by ``metric`` on valid, report test there.
+
+    Test is evaluated once, for the chosen point only: selection never looks at test.
+    """
+    from fusionrec.eval.metrics import RANKING_METRICS, parse_metric_key
+
+    metric_name, metric_k = parse_metric_key(metric)
+    if metric_name not in RANKING_METRICS or metric_k is None:
+        raise ValueError(f"metric must look like 'recall@20', one of {RANKING_METRICS} at a cut-off")
+    ks = tuple(sorted({*k, metric_k}))
+    trials: list[Trial] = []
+    best: tuple[float, Trial, ModelRun] | None = None
+    for params in expand_grid(grid):
+        config = dict(base_config or {}) | params
+        if "valid_metric" in _config_fields(name):
+            config.setdefault("valid_metric", metric)
+        run = train_and_evaluate(name, split, k=ks, config=config, on="valid")
+        value = run.result.mean()[metric]
+        trial = Trial(params=params, valid_value=value, train_time_s=run.train_time_s, n_epochs=run.n_epochs)
+        trials.append(trial)
+        if console is not None:
+            console.print(f"{name} {params}: valid {metric} = {value:.4f} ({run.train_time_s:.1f}s)")
+        if best is None or value > best[0]:
+            best = (value, trial, run)
+    if best is None:
+        raise ValueError("the grid is empty")
+    _, best_trial, best_run = best
+    test = Evaluator(ks=ks).evaluate(best_run.model, split, on="test")
+    return TuneResult(metric=metric, trials=trials, best=best_trial, best_run=best_run, test=test)
+
+
+def _config_fields(name: str) -> set[str]:
+    from fusionrec.models.registry import config_class
+
+    return set(config_class(name).model_fields)

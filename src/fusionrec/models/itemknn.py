@@ -6,8 +6,10 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from pydantic import Field
 
+from fusionrec.eval.evaluator import top_k_items
 from fusionrec.models.base import ModelConfig, Recommender, csr_from_state, csr_to_state
 from fusionrec.models.base import empty_csr as _empty_csr
 
@@ -47,8 +49,8 @@ class ItemKNN(Recommender):
             co = (by_item[start:stop] @ train).toarray()  # (block, n_items) co-occurrence counts
             sim = co / (norms[start:stop, None] * norms[None, :] + self.shrink + 1e-12)
             sim[np.arange(stop - start), np.arange(start, stop)] = 0.0
-            top = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (stop - start, 1))
-            top_vals = np.take_along_axis(sim, top, axis=1)
+            # Ties at the k-th place go to the lower item index (deterministic).
+            top, top_vals = top_k_items(torch.from_numpy(np.ascontiguousarray(sim, dtype=np.float32)), k)
             keep = top_vals > 0
             rows.append(np.broadcast_to(np.arange(start, stop)[:, None], top.shape)[keep])
             cols.append(top[keep])

@@ -31,8 +31,9 @@ def sample_negatives(
 ) -> np.ndarray:
     """For each user in ``users`` one item drawn uniformly among the items it has not interacted with.
 
-    Rejection sampling, all users at once: draw uniformly, redraw only the collisions. A user who
-    has interacted with (almost) every item may keep a positive after ``max_rounds``.
+    Rejection sampling, all users at once: draw uniformly, redraw only the collisions; after
+    ``max_rounds`` the rare users still colliding draw from their explicit complement. A user who
+    has interacted with every item keeps a positive (there is no negative to give).
     """
     n_items = positives.shape[1]
     keys = interaction_keys(positives) if keys is None else keys
@@ -43,6 +44,12 @@ def sample_negatives(
             break
         negatives[redo] = rng.integers(0, n_items, size=len(redo), dtype=np.int64)
         redo = redo[contains(keys, users[redo], negatives[redo], n_items)]
+    # The few users left have interacted with almost every item: draw from their complement.
+    for user in np.unique(users[redo]):
+        rows = redo[users[redo] == user]
+        free = np.setdiff1d(np.arange(n_items), positives.indices[positives.indptr[user] : positives.indptr[user + 1]])
+        if len(free):
+            negatives[rows] = rng.choice(free, size=len(rows))
     return negatives
 
 

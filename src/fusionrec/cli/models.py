@@ -1,0 +1,303 @@
+"""CLI verbs of the model stage: `train`, `evaluate`, `recommend`, `tune`.
+
+A model directory holds the model (``model.json`` + ``weights.npz``), the split's id maps
+(``ids.npz``) and the training matrix (``seen.npz``, the items never to recommend again), all
+loadable without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import scipy.sparse as sp
+import typer
+import yaml
+from rich.table import Table
+
+from fusionrec.cli.app import app, console, friendly_errors
+from fusionrec.data.splits import Split
+from fusionrec.errors import DataError, ModelError
+from fusionrec.eval.evaluator import Evaluator
+from fusionrec.eval.metrics import RANKING_METRICS
+from fusionrec.eval.report import _clean, beyond_table, groups_table, metrics_table, write_csv
+from fusionrec.models.base import Recommender, as_csr, csr_from_state, csr_to_state
+from fusionrec.models.registry import build_model, config_class, load_model, model_names
+
+IDS_FILE = "ids.npz"
+SEEN_FILE = "seen.npz"
+
+
+# --------------------------------------------------------------------------- helpers
+def parse_ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(p) for p in text.replace(" ", "").split(",") if p})
+    except ValueError:
+        raise typer.BadParameter(f"--k takes comma-separated integers such as 10,20, not {text!r}") from None
+    if not ks or ks[0] < 1:
+        raise typer.BadParameter("--k needs at least one cut-off >= 1")
+    return ks
+
+
+def _coerce(value: str) -> Any:
+    """A --set value as YAML (so 0.01, 3, true, [1, 2] keep their types)."""
+    return yaml.safe_load(value)
+
+
+def model_config(name: str, config_file: Path | None, overrides: list[str] | None) -> dict[str, Any]:
+    """Hyper-parameters from a YAML file (the config class's fields) and ``key=value`` overrides."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        if not config_file.exists():
+            raise DataError("config file not found", file=str(config_file))
+        loaded = yaml.safe_load(config_file.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise DataError("a model config must be a mapping of hyper-parameter: value", file=str(config_file))
+        values.update(loaded)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set takes key=value, not {item!r}")
+        values[key.strip()] = _coerce(raw)
+    try:
+        config_class(name).model_validate(values)
+    except ValueError as exc:
+        where = f" ({config_file})" if config_file else ""
+        raise ModelError(f"invalid hyper-parameters for {name}{where}: {exc}") from None
+    return values
+
+
+def save_model_dir(model: Recommender, directory: Path, split: Split) -> Path:
+    """The model plus the split's id maps and training matrix, so the directory stands alone."""
+    model.save(directory)
+    np.savez(
+        directory / IDS_FILE,
+        user_ids=split.user_map.ids.astype(str),
+        item_ids=split.item_map.ids.astype(str),
+    )
+    np.savez(directory / SEEN_FILE, **csr_to_state("seen", split.csr("train")))  # type: ignore[arg-type]
+    (directory / "provenance.json").write_text(
+        json.dumps({"split": str(split.info.get("path", "")), "split_info": _clean(split.info)}, indent=2, default=str)
+    )
+    return directory
+
+
+def load_ids(directory: Path) -> tuple[np.ndarray, np.ndarray]:
+    path = directory / IDS_FILE
+    if not path.exists():
+        raise ModelError(f"{directory} has no {IDS_FILE}; train it with `fusionrec train` to keep the ids")
+    with np.load(path, allow_pickle=False) as ids:
+        return ids["user_ids"], ids["item_ids"]
+
+
+def load_seen(directory: Path) -> sp.csr_matrix | None:
+    path = directory / SEEN_FILE
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as arrays:
+        return csr_from_state("seen", {k: arrays[k] for k in arrays.files})
+
+
+def _check_compatible(model: Recommender, model_dir: Path, split: Split) -> None:
+    if (model.n_users, model.n_items) != (split.n_users, split.n_items):
+        raise ModelError(
+            f"model in {model_dir} was trained on {model.n_users} users x {model.n_items} items, "
+            f"the split has {split.n_users} x {split.n_items}"
+        )
+    if (model_dir / IDS_FILE).exists():
+        user_ids, item_ids = load_ids(model_dir)
+        if not (np.array_equal(user_ids, split.user_map.ids.astype(str)) and np.array_equal(item_ids, split.item_map.ids.astype(str))):
+            raise ModelError(f"model in {model_dir} was trained with different user/item ids than this split")
+
+
+# --------------------------------------------------------------------------- verbs
+@app.command()
+@friendly_errors
+def train(
+    split_dir: Annotated[Path, typer.Argument(help="A split directory written by `fusionrec split`.")],
+    model: Annotated[str, typer.Option("--model", "-m", help=f"One of: {', '.join(model_names())}.")],
+    out: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
+    config: Annotated[Path | None, typer.Option("--config", help="YAML of the model's hyper-parameters.")] = None,
+    set_values: Annotated[
+        list[str] | None, typer.Option("--set", help="Override one hyper-parameter, e.g. --set l2=300 (repeatable).")
+    ] = None,
+) -> None:
+    """Fit a model on the split's train part (valid for early stopping) and save it."""
+    values = model_config(model, config, set_values)
+    split = Split.load(split_dir)
+    recommender = build_model(model, values)
+    start = time.perf_counter()
+    recommender.fit(split.train, valid=split.valid)
+    elapsed = time.perf_counter() - start
+    save_model_dir(recommender, out, split)
+    history = getattr(recommender, "history_", None)
+    line = f"trained [bold]{model}[/] in {elapsed:.1f}s"
+    if history is not None and history.best_epoch is not None:
+        line += f", {history.n_epochs} epochs, best valid {history.metric} {history.best_value:.4f} at epoch {history.best_epoch}"
+    console.print(line + f"; saved to {out}")
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory written by `fusionrec train`.")],
+    split_dir: Annotated[Path, typer.Argument(help="The split the model was trained on.")],
+    on: Annotated[str, typer.Option("--on", help="valid (excludes train items) or test (excludes train+valid).")] = "test",
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "10,20",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (keys such as recall@20) instead of tables.")] = False,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write metric, mean, CI rows to this CSV.")] = None,
+    ci: Annotated[str, typer.Option("--ci", help="Confidence intervals: t or bootstrap.")] = "t",
+    auc: Annotated[bool, typer.Option("--auc", help="Also compute full-ranking AUC (sorts every row).")] = False,
+    groups: Annotated[bool, typer.Option("--groups", help="Print breakdowns by user activity and item popularity.")] = False,
+) -> None:
+    """Full-ranking evaluation of a saved model on valid or test, with 95 % confidence intervals."""
+    if on not in ("valid", "test"):
+        raise typer.BadParameter("--on must be valid or test")
+    if ci not in ("t", "bootstrap"):
+        raise typer.BadParameter("--ci must be t or bootstrap")
+    ks = parse_ks(k)
+    recommender = load_model(model_dir)
+    split = Split.load(split_dir)
+    _check_compatible(recommender, model_dir, split)
+    result = Evaluator(ks=ks, auc=auc).evaluate(recommender, split, on=on)
+    name = str(json.loads((model_dir / "model.json").read_text())["model"])
+    if csv_path is not None:
+        write_csv({name: result}, csv_path, ci_method=ci)
+    if as_json:
+        summary = result.summary(ci_method=ci)
+        flat = summary["metrics"] | {k_: v for k_, v in summary.items() if k_ != "metrics"}
+        typer.echo(json.dumps(_clean(flat | {"model": name}), indent=2))
+        return
+    console.print(metrics_table({name: result}, ci=ci, title=f"{on}, full ranking over {result.n_items} items"))
+    console.print(f"{result.n_evaluated} users evaluated, {result.n_skipped} without {on} items skipped")
+    console.print(beyond_table({name: result}))
+    if groups:
+        console.print(groups_table(result, by="activity"))
+        console.print(groups_table(result, by="popularity"))
+
+
+def _read_user_file(path: Path) -> list[str]:
+    if not path.exists():
+        raise DataError("file not found", file=str(path))
+    lines = [line.strip().split("\t")[0].split(",")[0] for line in path.read_text().splitlines()]
+    values = [v for v in lines if v]
+    if values and values[0].lower() in ("user", "user_id", "userid"):
+        values = values[1:]
+    if not values:
+        raise DataError("no user ids in file", file=str(path))
+    return values
+
+
+@app.command()
+@friendly_errors
+def recommend(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory written by `fusionrec train`.")],
+    out: Annotated[Path, typer.Option("--out", help="TSV to write: user_id, item_id, rank (1 = best).")],
+    users: Annotated[Path | None, typer.Option("--users", help="File of user ids, one per line.")] = None,
+    split_dir: Annotated[Path | None, typer.Option("--split", help="Recommend for the users held out in --on of this split.")] = None,
+    on: Annotated[str, typer.Option("--on", help="With --split: valid or test.")] = "test",
+    k: Annotated[int, typer.Option("--k", help="Items per user.")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Users scored at once.")] = 2048,
+) -> None:
+    """Top-k recommendations with original ids; items the user saw in training are never listed
+    (nor valid items when recommending for --on test of a split)."""
+    if (users is None) == (split_dir is None):
+        raise typer.BadParameter("give exactly one of --users FILE or --split SPLIT")
+    recommender = load_model(model_dir)
+    user_ids, item_ids = load_ids(model_dir)
+    from fusionrec.data.schema import IdMap
+
+    user_map = IdMap(user_ids)
+    exclude = load_seen(model_dir)
+    if users is not None:
+        external = _read_user_file(users)
+        index = user_map.lookup(external)
+        if (index < 0).any():
+            first = int(np.flatnonzero(index < 0)[0])
+            raise DataError(
+                f"user {external[first]!r} is not known to the model ({int((index < 0).sum())} unknown)",
+                file=str(users),
+                row=first + 1,
+            )
+    else:
+        assert split_dir is not None
+        if on not in ("valid", "test"):
+            raise typer.BadParameter("--on must be valid or test")
+        split = Split.load(split_dir)
+        _check_compatible(recommender, model_dir, split)
+        exclude = split.csr("train") if on == "valid" else (split.csr("train") + split.csr("valid")).tocsr()
+        index = np.flatnonzero(np.diff(split.csr(on).indptr) > 0).astype(np.int32)
+    rows_written = 0
+    with out.open("w") as handle:
+        handle.write("user_id\titem_id\trank\n")
+        for lo in range(0, len(index), batch_size):
+            batch = index[lo : lo + batch_size]
+            items, _ = recommender.recommend(batch, k=k, exclude=as_csr(exclude) if exclude is not None else None)
+            ranks = np.broadcast_to(np.arange(1, items.shape[1] + 1), items.shape)
+            valid = items >= 0
+            batch_users = np.broadcast_to(user_ids[batch][:, None], items.shape)[valid]
+            lines = [
+                f"{u}\t{i}\t{r}\n"
+                for u, i, r in zip(batch_users, item_ids[items[valid]], ranks[valid], strict=True)
+            ]
+            handle.writelines(lines)
+            rows_written += len(lines)
+    console.print(f"wrote {rows_written} recommendations for {len(index)} users to {out}")
+
+
+@app.command()
+@friendly_errors
+def tune(
+    split_dir: Annotated[Path, typer.Argument(help="A split directory written by `fusionrec split`.")],
+    model: Annotated[str, typer.Option("--model", "-m", help=f"One of: {', '.join(model_names())}.")],
+    grid: Annotated[Path, typer.Option("--grid", help="YAML mapping hyper-parameter -> list of values.")],
+    metric: Annotated[str, typer.Option("--metric", help="Selection metric on valid, e.g. recall@20.")] = "recall@20",
+    k: Annotated[str, typer.Option("--k", help="Cut-offs reported on test.")] = "10,20",
+    config: Annotated[Path | None, typer.Option("--config", help="YAML of fixed hyper-parameters.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Save the chosen model here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Grid search: fit every grid point on train, pick the best on valid, report test at that point only."""
+    from fusionrec.eval.runner import grid_search
+
+    name, _, cut = metric.partition("@")
+    if name not in RANKING_METRICS or not cut.isdigit():
+        raise typer.BadParameter(f"--metric must look like recall@20 (one of {', '.join(RANKING_METRICS)})")
+    if not grid.exists():
+        raise DataError("grid file not found", file=str(grid))
+    raw_grid = yaml.safe_load(grid.read_text()) or {}
+    if not isinstance(raw_grid, dict) or not raw_grid:
+        raise DataError("a grid must be a non-empty mapping of hyper-parameter: [values]", file=str(grid))
+    base = model_config(model, config, None)
+    fields = set(config_class(model).model_fields)
+    unknown = sorted(set(raw_grid) - fields)
+    if unknown:
+        raise DataError(f"unknown hyper-parameters for {model}: {unknown}; known: {sorted(fields)}", file=str(grid))
+    split = Split.load(split_dir)
+    result = grid_search(
+        model, split, raw_grid, metric=metric, k=parse_ks(k), base_config=base, console=None if as_json else console
+    )
+    if out is not None:
+        save_model_dir(result.best_run.model, out, split)
+    if as_json:
+        payload = {
+            "metric": metric,
+            "trials": [{"params": t.params, "valid": t.valid_value, "train_time_s": t.train_time_s} for t in result.trials],
+            "best_params": result.best.params,
+            "best_valid": result.best.valid_value,
+            "test": result.test.mean(),
+            "n_evaluated": result.test.n_evaluated,
+        }
+        typer.echo(json.dumps(_clean(payload), indent=2))
+        return
+    table = Table(title=f"{model}: grid on valid {metric}")
+    for column in (*raw_grid, f"valid {metric}", "train s"):
+        table.add_column(str(column), justify="right")
+    for trial in result.trials:
+        mark = " *" if trial is result.best else ""
+        table.add_row(*[str(trial.params[p]) for p in raw_grid], f"{trial.valid_value:.4f}{mark}", f"{trial.train_time_s:.1f}")
+    console.print(table)
+    console.print(metrics_table({f"{model} {result.best.params}": result.test}, title="test at the chosen point"))

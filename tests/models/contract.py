@@ -1,0 +1,100 @@
+"""The contract every Recommender honours; each model's test file subclasses RecommenderContract."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fusionrec.data.splits import Split
+from fusionrec.errors import NotFittedError
+from fusionrec.eval.evaluator import Evaluator
+from fusionrec.models.base import Recommender, SupportsVectors
+from fusionrec.models.popularity import MostPop
+from fusionrec.models.registry import load_model
+
+_FITTED: dict[tuple[type, str], Recommender] = {}
+
+
+class RecommenderContract:
+    """Subclass and implement ``make_model``; the tests use the ``planted`` fixture."""
+
+    #: recall@10 on test must beat MostPop's by at least this much
+    min_gain_over_mostpop: float = 0.05
+
+    def make_model(self) -> Recommender:
+        raise NotImplementedError
+
+    def fitted(self, split: Split) -> Recommender:
+        key = (type(self), repr(sorted(self.make_model().get_config().model_dump().items())))
+        if key not in _FITTED:
+            _FITTED[key] = self.make_model().fit(split.train, valid=split.valid)
+        return _FITTED[key]
+
+    def test_constructor_matches_config(self) -> None:
+        model = self.make_model()
+        cls = type(model)
+        params = cls.constructor_parameters()
+        fields = cls.config_class.model_fields
+        assert set(params) == set(fields), "constructor keywords and config fields must be the same"
+        for name, field in fields.items():
+            assert params[name] == field.default, f"default of {name} differs between __init__ and config"
+        assert all(
+            p.kind is inspect.Parameter.KEYWORD_ONLY for n, p in inspect.signature(cls.__init__).parameters.items() if n != "self"
+        )
+        rebuilt = cls.from_config(model.get_config().model_dump())
+        assert rebuilt.get_config() == model.get_config()
+
+    def test_unfitted_model_refuses_to_score(self) -> None:
+        with pytest.raises(NotFittedError):
+            self.make_model().score(np.array([0]))
+
+    def test_score_shape_and_dtype(self, planted: Split) -> None:
+        model = self.fitted(planted)
+        scores = np.asarray(model.score(np.array([0, 3, 5])))
+        assert scores.shape == (3, planted.n_items)
+        assert scores.dtype == np.float32
+        assert np.isfinite(scores).all()
+
+    def test_recommend_excludes_and_orders(self, planted: Split) -> None:
+        model = self.fitted(planted)
+        train = planted.csr("train")
+        users = np.arange(10)
+        items, scores = model.recommend(users, k=7, exclude=train)
+        assert items.shape == scores.shape == (10, 7)
+        assert not train[users[:, None], items].toarray().any(), "recommended a training item"
+        assert (np.diff(scores, axis=1) <= 0).all(), "scores must be non-increasing"
+        full = model.score(users)
+        np.testing.assert_allclose(scores, np.take_along_axis(full, items, axis=1), rtol=1e-6)
+
+    def test_beats_mostpop_on_held_out_data(self, planted: Split) -> None:
+        evaluator = Evaluator(ks=(10,), beyond=False)
+        ours = evaluator.evaluate(self.fitted(planted), planted, on="test").mean()["recall@10"]
+        baseline = evaluator.evaluate(MostPop().fit(planted.train), planted, on="test").mean()["recall@10"]
+        assert ours > baseline + self.min_gain_over_mostpop, f"recall@10 {ours:.3f} vs MostPop {baseline:.3f}"
+
+    def test_save_load_gives_identical_scores(self, planted: Split, tmp_path: Path) -> None:
+        model = self.fitted(planted)
+        model.save(tmp_path / "m")
+        with np.load(tmp_path / "m" / "weights.npz", allow_pickle=False) as weights:
+            assert all(weights[k].dtype != object for k in weights.files)
+        loaded = load_model(tmp_path / "m")
+        assert type(loaded) is type(model)
+        assert loaded.get_config() == model.get_config()
+        users = np.arange(planted.n_users)
+        np.testing.assert_array_equal(loaded.score(users), model.score(users))
+
+    def test_features_argument_is_accepted(self, planted: Split) -> None:
+        model = self.make_model().fit(planted.train, features=object(), valid=None)
+        assert np.asarray(model.score(np.array([1]))).shape == (1, planted.n_items)
+
+    def test_vectors_reproduce_scores(self, planted: Split) -> None:
+        model = self.fitted(planted)
+        if not isinstance(model, SupportsVectors):
+            pytest.skip("not a factorised model")
+        users = np.arange(5)
+        np.testing.assert_allclose(
+            model.user_vectors()[users] @ model.item_vectors().T, model.score(users), rtol=1e-5, atol=1e-6
+        )
