@@ -45,7 +45,7 @@ def gradient_image(seed: int, size: tuple[int, int] = (120, 160), hue: str = "re
     """A smooth coloured image; same ``hue`` -> visually related images."""
     rng = np.random.default_rng(seed)
     height, width = size
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    _, x = np.mgrid[0:height, 0:width].astype(np.float32)
     base = {"red": (220, 40, 40), "blue": (30, 60, 210), "green": (40, 180, 60)}[hue]
     shade = 0.6 + 0.4 * (x / width) * (0.8 + 0.2 * rng.random())
     pixels = np.stack([np.clip(c * shade + rng.normal(0, 4, shade.shape), 0, 255) for c in base], axis=-1)

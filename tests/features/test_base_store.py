@@ -39,7 +39,9 @@ def test_featureset_rejects_misaligned_rows() -> None:
     with pytest.raises(DataError, match="rows"):
         features.add("text", _features(3, 2, [True, True, True]))
     with pytest.raises(DataError, match="align"):
-        ModalityFeatures(matrix=np.zeros((2, 2)), present=np.ones(3, bool), provenance=_features(1, 1, [True]).provenance)
+        ModalityFeatures(
+            matrix=np.zeros((2, 2)), present=np.ones(3, bool), provenance=_features(1, 1, [True]).provenance
+        )
 
 
 def test_fingerprint_is_canonical() -> None:
@@ -79,3 +81,12 @@ def test_store_skips_damaged_shard_and_compacts(tmp_path: Path) -> None:
     assert reopened.n_shards == 1
     again = FeatureStore(tmp_path).namespace("fp", dim=2)
     np.testing.assert_array_equal(again.vectors(again.lookup(keys[4:])), np.full((2, 2), 2.0))
+
+
+def test_store_keeps_keys_with_trailing_zero_bytes(tmp_path: Path) -> None:
+    space = FeatureStore(tmp_path).namespace("fp", dim=1)
+    keys = [bytes(31) + b"\x00", b"\x00" * 30 + b"\x01\x00", bytes(range(32))]
+    space.put(keys, np.arange(3, dtype=np.float32)[:, None])
+    space.compact()
+    reopened = FeatureStore(tmp_path).namespace("fp", dim=1)
+    np.testing.assert_array_equal(reopened.vectors(reopened.lookup(keys))[:, 0], [0, 1, 2])

@@ -100,7 +100,7 @@ class ImagePreprocess:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageDecodeError("too large", str(exc)) from exc
         except UnidentifiedImageError as exc:
-            raise ImageDecodeError("not an image", str(exc)) from exc
+            raise ImageDecodeError("not an image", "unrecognised image format") from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
             raise ImageDecodeError(reason, f"{type(exc).__name__}: {exc}") from exc

@@ -1,8 +1,8 @@
 """Content-addressed feature cache: key = sha256(encoder fingerprint, content bytes).
 
 One folder per encoder fingerprint (``<root>/<digest>/``) holds ``encoder.json`` (the full
-fingerprint, for people) and shard files ``shard-*.npz`` with ``keys`` (``(n,)`` ``S32`` raw
-digests) and ``vectors`` (``(n, dim)`` float32). Each shard is written to a temporary file and
+fingerprint, for people) and shard files ``shard-*.npz`` with ``keys`` (``(n, 32)`` uint8 raw
+sha256 digests) and ``vectors`` (``(n, dim)`` float32). Each shard is written to a temporary file and
 renamed into place (``os.replace``), so a killed run leaves whole shards only and resumes from
 them; stray temporary files are ignored and removed. Because the fingerprint is part of every
 key, a changed model, template or preprocessing misses exactly the items whose encoding changes.
@@ -71,14 +71,17 @@ class CacheNamespace:
             except (OSError, ValueError, KeyError) as exc:  # a damaged shard is skipped, not fatal
                 log.warning("skipping unreadable cache shard %s: %s", shard, exc)
                 continue
-            if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(keys) != len(vectors):
+            bad_keys = keys.dtype != np.uint8 or keys.shape != (len(vectors), 32)
+            if bad_keys or vectors.ndim != 2 or vectors.shape[1] != self.dim:
                 log.warning("skipping cache shard %s with unexpected shape %s", shard, vectors.shape)
                 continue
             self._append(keys, vectors)
 
     def _append(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        for offset, key in enumerate(keys.tolist()):
-            self._rows[bytes(key)] = self._n + offset
+        # slice the raw buffer: numpy's "S" strings would drop trailing zero bytes of a digest
+        raw = np.ascontiguousarray(keys, dtype=np.uint8).tobytes()
+        for offset in range(len(vectors)):
+            self._rows[raw[offset * 32 : (offset + 1) * 32]] = self._n + offset
         self._blocks.append(np.asarray(vectors, dtype=np.float32))
         self._n += len(vectors)
         self._matrix = None
@@ -110,7 +113,9 @@ class CacheNamespace:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(keys), self.dim):
             raise ValueError(f"expected vectors of shape {(len(keys), self.dim)}, got {vectors.shape}")
-        key_array = np.frombuffer(b"".join(keys), dtype="S32")
+        if any(len(k) != 32 for k in keys):
+            raise ValueError("cache keys must be 32-byte sha256 digests")
+        key_array = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 32)
         name = f"shard-{uuid.uuid4().hex}.npz"
         tmp = self.directory / f".{name}.tmp"
         with open(tmp, "wb") as handle:

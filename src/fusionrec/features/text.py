@@ -76,6 +76,8 @@ def _is_missing(value: Any, missing: set[str]) -> bool:
 def _as_text(value: Any) -> str:
     if isinstance(value, (list, tuple, np.ndarray)):
         return ", ".join(str(v) for v in value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))  # a year stored as float (a column with missing values) reads as 1995
     return str(value).strip()
 
 
