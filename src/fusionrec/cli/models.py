@@ -230,12 +230,13 @@ def recommend(
         _check_compatible(recommender, model_dir, split)
         exclude = split.csr("train") if on == "valid" else (split.csr("train") + split.csr("valid")).tocsr()
         index = np.flatnonzero(np.diff(split.csr(on).indptr) > 0).astype(np.int32)
+    exclude_matrix = as_csr(exclude) if exclude is not None else None
     rows_written = 0
     with out.open("w") as handle:
         handle.write("user_id\titem_id\trank\n")
         for lo in range(0, len(index), batch_size):
             batch = index[lo : lo + batch_size]
-            items, _ = recommender.recommend(batch, k=k, exclude=as_csr(exclude) if exclude is not None else None)
+            items, _ = recommender.recommend(batch, k=k, exclude=exclude_matrix)
             ranks = np.broadcast_to(np.arange(1, items.shape[1] + 1), items.shape)
             valid = items >= 0
             batch_users = np.broadcast_to(user_ids[batch][:, None], items.shape)[valid]

@@ -135,7 +135,7 @@ class Recommender(ABC):
         index = self._check_users(users)
         scores = as_score_tensor(self.score(index))
         if exclude is not None:
-            mask_rows(scores, sp.csr_matrix(exclude)[index])
+            mask_rows(scores, (exclude if isinstance(exclude, sp.csr_matrix) else sp.csr_matrix(exclude))[index])
         return top_k_items(scores, k)
 
     # ----------------------------------------------------------------------- persistence

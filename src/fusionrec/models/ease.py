@@ -15,7 +15,7 @@ from fusionrec.models.base import ModelConfig, Recommender, csr_from_state, csr_
 
 class EASEConfig(ModelConfig):
     l2: float = Field(500.0, gt=0)
-    dtype: Literal["float32", "float64"] = "float64"
+    dtype: Literal["float32", "float64"] = "float32"
 
 
 class EASE(Recommender):
@@ -28,13 +28,14 @@ class EASE(Recommender):
     Parameters
     ----------
     l2: the ridge weight lambda.
-    dtype: precision of the inverse (the weights are stored as float32 either way).
+    dtype: precision of the Gram matrix and its inverse; float32 (default) is about twice as fast
+        and, with the usual lambdas (>= 10), gives the same rankings as float64 to within ties.
     """
 
     name = "ease"
     config_class = EASEConfig
 
-    def __init__(self, *, l2: float = 500.0, dtype: Literal["float32", "float64"] = "float64") -> None:
+    def __init__(self, *, l2: float = 500.0, dtype: Literal["float32", "float64"] = "float32") -> None:
         self.l2, self.dtype = l2, dtype
         self.weights = np.zeros((0, 0), dtype=np.float32)
         self.train_matrix = empty_csr()
