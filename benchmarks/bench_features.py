@@ -130,8 +130,8 @@ def run_speed(args: argparse.Namespace) -> None:
                 ).reports[modality]
             print(f"subset {args.subset} {modality:5s} threads={threads}: {report.items_per_s:.1f} items/s")
 
-    # same-run plain baselines
-    torch.set_num_threads(args.threads or 1)
+    # same-run plain baselines, with as many threads as the text run used
+    torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     from fusionrec.features.text import render_item_texts
 
     texts = [t for t in render_item_texts(small) if t]

@@ -113,3 +113,63 @@ def test_featureset_saved_by_extraction_is_aligned_and_loadable(
     loaded.check_aligned(dataset.item_map.ids)
     assert loaded.names == ["text", "attributes"]
     assert loaded["attributes"].present.tolist() == [True, True, True, False, True]  # m4 has no attributes
+
+
+_KILLED_RUN = """
+import sys, time
+import numpy as np, pandas as pd
+sys.path.insert(0, {tests!r})
+from features.conftest import make_dataset
+from features.test_extract import CountingEncoder
+from fusionrec.data.schema import ItemColumns
+from fusionrec.features.extract import FeaturesConfig, extract_features
+
+class SlowEncoder(CountingEncoder):
+    def encode(self, batch):
+        time.sleep(0.3)
+        return super().encode(batch)
+
+items = pd.DataFrame({{"item_id": [f"i{{i}}" for i in range(20)], "plot": [f"text number {{i}}" for i in range(20)]}})
+config = FeaturesConfig()
+config.text.batch_size = 1
+extract_features(make_dataset(items, ItemColumns(text=["plot"])), ["text"], cache_dir={cache!r}, config=config,
+                 progress=False, encoders={{"text": SlowEncoder()}})
+"""
+
+
+def test_sigkilled_run_leaves_whole_shards_and_resumes(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    from fusionrec.data.schema import ItemColumns
+
+    from .conftest import make_dataset
+
+    cache = tmp_path / "cache"
+    script = _KILLED_RUN.format(tests=str(Path(__file__).resolve().parents[1]), cache=str(cache))
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(cache.glob("*/shard-*.npz"))) < 3:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = len(list(cache.glob("*/shard-*.npz")))
+    assert 3 <= done < 20, process.stderr.read().decode() if process.stderr else ""
+    items = pd.DataFrame(
+        {"item_id": [f"i{i}" for i in range(20)], "plot": [f"text number {i}" for i in range(20)]}
+    )
+    resumed = CountingEncoder()
+    result = extract_features(make_dataset(items, ItemColumns(text=["plot"])), ["text"], cache_dir=cache,
+                              progress=False, encoders={"text": resumed})  # fmt: skip
+    report = result.reports["text"]
+    assert (
+        report.cached >= done
+        and report.cached + report.encoded == 20
+        and sum(resumed.calls) == report.encoded
+    )
+    assert result.features["text"].present.all()

@@ -53,6 +53,15 @@ def masked_table(reports: dict[str, ExtractionReport], limit: int = 10) -> Table
     return table
 
 
+def _quiet_model_loading() -> None:
+    """Hide Hugging Face's per-load weight progress bars; ours shows items/s."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - the features extra is not installed
+        return
+    hf_logging.disable_progress_bar()
+
+
 def _load_dataset(path: Path, source: str | None) -> Dataset:
     from fusionrec.data.schema import Dataset
 
@@ -138,6 +147,7 @@ def features(
             if hasattr(section, "batch_size"):
                 section.batch_size = batch_size
     data = _load_dataset(dataset, source)
+    _quiet_model_loading()
     result = extract_features(data, modality, cache_dir=cache_dir, config=settings, progress=progress)
     target = out or (dataset / "features" if (dataset / "manifest.json").exists() else Path("features"))
     if (target / "manifest.json").exists():

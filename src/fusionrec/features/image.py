@@ -233,15 +233,17 @@ class EfficientNetLiteEncoder(TorchImageEncoder):
         if backend == "auto":
             backend = "onnx" if device == "cpu" and _onnx_available() else "torch"
         self.backend = backend
-        self._session: OnnxImageEncoder | None = None
-        if backend == "onnx":
-            onnx_path = _export_onnx(self.model, self.identity, self.preprocess.size, model_dir)
-            self._session = OnnxImageEncoder(onnx_path, threads=threads, preprocess=self.preprocess)
-        else:
+        self._threads = threads
+        self._model_dir = model_dir
+        self._session: OnnxImageEncoder | None = None  # created on first use (cached re-runs skip it)
+        if backend == "torch":
             self.model = self.model.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def forward(self, pixels: Any) -> np.ndarray:
-        if self._session is not None:
+        if self.backend == "onnx":
+            if self._session is None:
+                onnx_path = _export_onnx(self.model, self.identity, self.preprocess.size, self._model_dir)
+                self._session = OnnxImageEncoder(onnx_path, threads=self._threads, preprocess=self.preprocess)
             return self._session.forward(pixels)
         with torch.inference_mode():
             pixels = pixels.to(self.device).contiguous(memory_format=torch.channels_last)

@@ -162,22 +162,20 @@ class HFTextEncoder:
         identity: str | None = None,
         name: str | None = None,
     ) -> None:
-        import torch
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         folder = Path(model_path)
         if not folder.exists():
             raise ModelError(f"text model folder not found: {folder}")
-        load_kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+        self._folder = folder
+        self._load_kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
         try:
-            config = AutoConfig.from_pretrained(folder, **load_kwargs)
-            self.tokenizer = AutoTokenizer.from_pretrained(folder, **load_kwargs)
-            self.kind = self._detect_kind(config, kind, gguf_file)
-            torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
-            model = AutoModel.from_pretrained(folder, dtype=torch_dtype, **load_kwargs)
+            config = AutoConfig.from_pretrained(folder, **self._load_kwargs)
+            self.tokenizer = AutoTokenizer.from_pretrained(folder, **self._load_kwargs)
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"cannot load a text model from {folder}: {exc}") from exc
-        self.model = model.to(device).eval()
+        self.kind = self._detect_kind(config, kind, gguf_file)
+        self._model: Any = None  # weights load on first use: a fully cached re-run never loads them
         self.device = device
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
@@ -195,6 +193,21 @@ class HFTextEncoder:
             self.dim = int(self._forward(self._tokenize(["dimension probe"])[0]).shape[1])
         self.name = name or folder.name
         self._identity = identity or folder_identity(folder, extra_files=[gguf_file] if gguf_file else None)
+
+    @property
+    def model(self) -> Any:
+        """The transformer (loaded on first use)."""
+        if self._model is None:
+            import torch
+            from transformers import AutoModel
+
+            torch_dtype = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
+            try:
+                model = AutoModel.from_pretrained(self._folder, dtype=torch_dtype, **self._load_kwargs)
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelError(f"cannot load a text model from {self._folder}: {exc}") from exc
+            self._model = model.to(self.device).eval()
+        return self._model
 
     @staticmethod
     def _detect_kind(config: Any, kind: str, gguf_file: str | None) -> str:
