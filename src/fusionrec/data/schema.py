@@ -57,8 +57,10 @@ class IdMap:
 
     def lookup(self, ids: Sequence[Any] | np.ndarray) -> np.ndarray:
         """Indices of ``ids`` (int32); ``-1`` where an id is unknown."""
-        keys = np.asarray(ids, dtype=object).astype(str)
-        return self._index.get_indexer(keys).astype(np.int32)
+        # Look up each distinct value once: interactions repeat ids, and str() per row is the slow part.
+        codes, uniques = pd.factorize(np.asarray(ids, dtype=object), use_na_sentinel=False)
+        keys = np.asarray(uniques, dtype=object).astype(str)
+        return self._index.get_indexer(keys).astype(np.int32)[codes]
 
     def to_index(self, ids: Sequence[Any] | np.ndarray, *, what: str = "id") -> np.ndarray:
         """Indices of ``ids`` (int32); raises DataError naming the first unknown ids."""

@@ -8,8 +8,10 @@ so the validation policy documented in :mod:`fusionrec.data.validate` is applied
 
 from __future__ import annotations
 
+import csv
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +32,17 @@ def require_file(path: Path) -> Path:
     return path
 
 
-def read_utf8(path: Path, report: ValidationReport, *, encoding: str = "utf-8", fallback: str = "latin-1") -> bytes:
+def read_utf8(
+    path: Path,
+    report: ValidationReport,
+    *,
+    encoding: str = "utf-8",
+    fallback: str = "latin-1",
+    field_of: Callable[[int, bytes, int], str | None] | None = None,
+) -> bytes:
     """File content as UTF-8 bytes. Lines that are not valid ``encoding`` are reported
-    (``bad_encoding``, with their line number) and decoded with ``fallback`` instead."""
+    (``bad_encoding``, with their line number and, given ``field_of(line_number, line, byte_offset)``, the
+    column) and decoded with ``fallback`` instead."""
     raw = require_file(path).read_bytes()
     if path.suffix == ".gz":
         import gzip
@@ -55,6 +65,7 @@ def read_utf8(path: Path, report: ValidationReport, *, encoding: str = "utf-8", 
                 f"byte {exc.start}: not valid {encoding}; decoded as {fallback}",
                 file=str(path),
                 row=number,
+                column=field_of(number, line, exc.start) if field_of is not None else None,
             )
             fixed.append(line.decode(fallback, errors="replace"))
     return "\n".join(fixed).encode("utf-8")
@@ -76,7 +87,8 @@ def read_delimited(
     fields are reported as ``malformed_row`` (with their line) and skipped. ``column_names``
     given means the file has no header line. ``string_columns`` are kept as strings (ids).
     """
-    data = read_utf8(path, report, encoding=encoding)
+    field_of = _field_namer(path, delimiter, column_names, quoting)
+    data = read_utf8(path, report, encoding=encoding, field_of=field_of)
     if len(delimiter) > 1:  # e.g. MovieLens-1M's "::": map to a byte that never occurs in text
         data = data.replace(delimiter.encode(), b"\x1f")
         delimiter = "\x1f"
@@ -116,6 +128,32 @@ def read_delimited(
     lines = _data_line_numbers(data, len(frame), header, bad_lines)
     report.rows_read += len(frame) + len(bad_lines)
     return frame, lines
+
+
+def _field_namer(
+    path: Path, delimiter: str, column_names: list[str] | None, quoting: bool
+) -> Callable[[int, bytes, int], str | None]:
+    """``(line number, raw line, byte offset) -> column name`` of the field holding that byte (for
+    bad_encoding); None on the header line."""
+    names = column_names
+    if names is None:
+        with require_file(path).open("rb") as handle:
+            header = handle.readline()
+        if path.suffix == ".gz":
+            header = b""
+        names = [n.strip().strip('"') for n in header.decode("utf-8", errors="replace").rstrip("\r\n").split(delimiter)]
+
+    def field_of(number: int, line: bytes, offset: int) -> str | None:
+        if column_names is None and number == 1:
+            return None
+        prefix = line[:offset].decode("latin-1")
+        if quoting and '"' in prefix and len(delimiter) == 1:
+            index = len(next(csv.reader([prefix], delimiter=delimiter))) - 1
+        else:
+            index = prefix.count(delimiter)
+        return names[index] if 0 <= index < len(names) and names[index] else None
+
+    return field_of
 
 
 def _data_line_numbers(data: bytes, n_rows: int, header: int, bad_lines: list[int]) -> np.ndarray:
@@ -201,8 +239,10 @@ def clean_interactions(
     report.add_rows("duplicate_interaction", dup_rows["line"].to_numpy(),
                     dup_rows[["user", "item"]].to_numpy().tolist(),
                     "repeats (user, item" + (", time" if "timestamp" in out else "") + ") {value}",
-                    file=file, column=None)
+                    file=file, column=",".join(key))
     out = out[~duplicated].reset_index(drop=True)
+    for column in ("user", "item"):  # object arrays of str: IdMap lookups then skip an Arrow conversion each
+        out[column] = out[column].astype(object)
     report.rows_kept += len(out)
     return out
 
@@ -210,12 +250,14 @@ def clean_interactions(
 def _parse_time(column: pd.Series, time_format: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Seconds since the epoch (int64) and a mask of unparsable values (missing counts as bad)."""
     numbers = pd.to_numeric(column, errors="coerce")
-    if time_format is None and (numbers.notna() | column.isna()).all():
+    # Epoch numbers when most present values are numbers (the rest are then bad), else dates.
+    if time_format is None and 2 * int(numbers.notna().sum()) >= int(column.notna().sum()):
         bad = numbers.isna().to_numpy().copy()
         return numbers.fillna(0).to_numpy().astype(np.int64), bad
     dates = pd.to_datetime(column, format=time_format, errors="coerce", utc=True)
     bad = dates.isna().to_numpy().copy()
-    seconds = (dates.astype("int64") // 10**9).to_numpy()
+    # pandas 3 infers the resolution (s/ms/us/ns): convert to seconds explicitly, not via int64 // 1e9.
+    seconds = dates.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64)
     return np.where(bad, 0, seconds).astype(np.int64), bad
 
 
