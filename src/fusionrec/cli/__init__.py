@@ -5,10 +5,11 @@ Each module below registers its verbs on the shared Typer ``app``.
 
 from __future__ import annotations
 
+from fusionrec.cli import data as _data  # noqa: F401  (registers stats/split/demo)
+from fusionrec.cli import demo as _demo  # noqa: F401
+from fusionrec.cli import features as _features  # noqa: F401
+from fusionrec.cli import ingest as _ingest  # noqa: F401
+from fusionrec.cli import models as _models  # noqa: F401
 from fusionrec.cli.app import app
-from fusionrec.cli import data as _data  # noqa: F401,E402  (registers stats/split/demo)
-from fusionrec.cli import ingest as _ingest  # noqa: F401,E402
-from fusionrec.cli import models as _models  # noqa: F401,E402
-from fusionrec.cli import features as _features  # noqa: F401,E402
 
 __all__ = ["app"]
