@@ -146,6 +146,9 @@ def test_confidence_intervals_and_groups() -> None:
     assert set(popularity) == {"head", "tail"}
     assert all(0 <= row["recall@10"] <= 1 for row in popularity.values())
     assert set(result.beyond) == {"coverage", "novelty", "avg_popularity", "gini"}
+    features = rng.random((30, 4))
+    with_ild = Evaluator(ks=(5,), item_features=features).evaluate_matrices(FixedScores(rng.random((60, 30))), truth, exclude)
+    assert 0.0 <= with_ild.beyond["ild"] <= 1.0
 
 
 def test_reports_json_csv_and_tables(tmp_path: Path) -> None:

@@ -236,6 +236,9 @@ class Evaluator:
         also compute full-ranking AUC (sorts every row; slower).
     beyond:
         also compute coverage, novelty, average popularity and Gini of the top ``max(ks)`` lists.
+    item_features, item_present:
+        optional ``(n_items, d)`` item vectors (one FeatureSet modality) and ``(n_items,)`` bool
+        mask; when given, ``beyond`` also holds the intra-list diversity ``ild``.
     """
 
     def __init__(
@@ -245,6 +248,8 @@ class Evaluator:
         batch_size: int = 1024,
         auc: bool = False,
         beyond: bool = True,
+        item_features: np.ndarray | None = None,
+        item_present: np.ndarray | None = None,
     ) -> None:
         self.ks = tuple(sorted({int(k) for k in ks}))
         if not self.ks or self.ks[0] < 1:
@@ -253,6 +258,8 @@ class Evaluator:
         self.batch_size = int(batch_size)
         self.auc = auc
         self.beyond = beyond
+        self.item_features = item_features
+        self.item_present = item_present
 
     def evaluate(self, model: Scorer, split: Split, on: str = "test") -> EvalResult:
         """Evaluate on ``valid`` (excluding train items) or ``test`` (excluding train and valid)."""
@@ -336,6 +343,10 @@ class Evaluator:
                 "avg_popularity": _nanmean(beyond_metrics.average_popularity(top_k, item_popularity)),
                 "gini": beyond_metrics.gini_index(top_k, n_items),
             }
+            if self.item_features is not None:
+                result.beyond["ild"] = _nanmean(
+                    beyond_metrics.intra_list_diversity(top_k, self.item_features, self.item_present)
+                )
         result.time_s = time.perf_counter() - start
         log.debug("evaluated %d users (%d skipped) in %.3fs", len(users), result.n_skipped, result.time_s)
         return result

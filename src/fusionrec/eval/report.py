@@ -80,6 +80,8 @@ def beyond_table(results: Mapping[str, EvalResult]) -> Table:
     """Coverage, novelty, average popularity and Gini of each model's lists."""
     table = Table(title="beyond accuracy")
     names = ["coverage", "novelty", "avg_popularity", "gini"]
+    if any("ild" in r.beyond for r in results.values()):
+        names.append("ild")
     table.add_column("model", style="bold")
     for name in names:
         table.add_column(name, justify="right")
