@@ -21,9 +21,6 @@ from rich.table import Table
 from fusionrec.cli.app import app, console, friendly_errors
 from fusionrec.data.splits import Split
 from fusionrec.errors import DataError, ModelError
-from fusionrec.eval.evaluator import Evaluator
-from fusionrec.eval.metrics import RANKING_METRICS
-from fusionrec.eval.report import _clean, beyond_table, groups_table, metrics_table, write_csv
 from fusionrec.models.base import Recommender, as_csr, csr_from_state, csr_to_state
 from fusionrec.models.registry import build_model, config_class, load_model, model_names
 
@@ -72,6 +69,7 @@ def model_config(name: str, config_file: Path | None, overrides: list[str] | Non
 
 def save_model_dir(model: Recommender, directory: Path, split: Split) -> Path:
     """The model plus the split's id maps and training matrix, so the directory stands alone."""
+    from fusionrec.eval.report import _clean  # lazy: the report module imports torch
     model.save(directory)
     np.savez(
         directory / IDS_FILE,
@@ -154,6 +152,8 @@ def evaluate(
     groups: Annotated[bool, typer.Option("--groups", help="Print breakdowns by user activity and item popularity.")] = False,
 ) -> None:
     """Full-ranking evaluation of a saved model on valid or test, with 95 % confidence intervals."""
+    from fusionrec.eval.evaluator import Evaluator  # lazy: torch loads only when needed
+    from fusionrec.eval.report import _clean, beyond_table, groups_table, metrics_table, write_csv
     if on not in ("valid", "test"):
         raise typer.BadParameter("--on must be valid or test")
     if ci not in ("t", "bootstrap"):
@@ -262,6 +262,8 @@ def tune(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Grid search: fit every grid point on train, pick the best on valid, report test at that point only."""
+    from fusionrec.eval.metrics import RANKING_METRICS
+    from fusionrec.eval.report import _clean, metrics_table
     from fusionrec.eval.runner import grid_search
 
     name, _, cut = metric.partition("@")

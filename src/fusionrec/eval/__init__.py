@@ -1,17 +1,30 @@
-"""Evaluation: vectorised metrics, the batched full-ranking evaluator, reports, baseline runs."""
+"""Evaluation: vectorised metrics, the batched full-ranking evaluator, reports, baseline runs.
 
-from fusionrec.eval.evaluator import EvalResult, Evaluator, top_k_items
-from fusionrec.eval.metrics import RANKING_METRICS, hit_matrix, ranking_metrics
-from fusionrec.eval.runner import ModelRun, run_baselines, train_and_evaluate
+Exports resolve lazily so that importing ``fusionrec.eval.metrics`` (e.g. from the CLI) does not
+load torch, which the evaluator needs only when it runs.
+"""
 
-__all__ = [
-    "RANKING_METRICS",
-    "EvalResult",
-    "Evaluator",
-    "ModelRun",
-    "hit_matrix",
-    "ranking_metrics",
-    "run_baselines",
-    "top_k_items",
-    "train_and_evaluate",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EvalResult": "fusionrec.eval.evaluator",
+    "Evaluator": "fusionrec.eval.evaluator",
+    "top_k_items": "fusionrec.eval.evaluator",
+    "RANKING_METRICS": "fusionrec.eval.metrics",
+    "hit_matrix": "fusionrec.eval.metrics",
+    "ranking_metrics": "fusionrec.eval.metrics",
+    "ModelRun": "fusionrec.eval.runner",
+    "run_baselines": "fusionrec.eval.runner",
+    "train_and_evaluate": "fusionrec.eval.runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'fusionrec.eval' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
