@@ -40,16 +40,21 @@ def test_exact_recall_at_k_hand_case() -> None:
 
 def test_contrastive_heads_learn_the_pairing_and_save_load(tmp_path: Path) -> None:
     text, image = _paired(600)
-    scores = evaluate_joint_space(text, image, np.ones(600, bool), epochs=40, seed=0)
+    scores = evaluate_joint_space(text, image, np.ones(600, bool), epochs=40, seed=0, n_models=2)
     assert scores.n_test == 120
-    assert scores.contrastive_recall > 5 * scores.random_recall
-    assert scores.ridge_recall > scores.random_recall
-    space = JointSpace.fit(text[:400], image[:400], epochs=5, dim=16, hidden=32)
+    recalls = {name: recall for name, (recall, _) in scores.results.items()}
+    assert recalls["contrastive + hubness correction"] > 5 * scores.random_recall
+    assert recalls["ridge image->text (baseline)"] > scores.random_recall
+    assert any("Recall@10" in line for line in scores.lines())
+    space = JointSpace.fit(text[:400], image[:400], epochs=5, dim=16, hidden=32, n_models=2)
     space.save(tmp_path / "joint")
     loaded = JointSpace.load(tmp_path / "joint")
     np.testing.assert_allclose(loaded.project_text(text[400:]), space.project_text(text[400:]), atol=1e-6)
     assert loaded.fingerprint == space.fingerprint
-    assert space.project_image(image[:3]).shape == (3, 16)
+    projected = space.project_image(image[:3])
+    assert projected.shape == (3, 32) and space.dim == 32  # two members of 16 dims, concatenated
+    np.testing.assert_allclose(np.linalg.norm(projected, axis=1), 1.0, atol=1e-5)
+    assert space.image_hubness(projected).shape == (3,)
 
 
 class _Fixed:
@@ -65,7 +70,7 @@ class _Fixed:
 
 def test_projected_encoders_are_encoders_in_one_space() -> None:
     text, image = _paired(200)
-    space = JointSpace.fit(text, image, epochs=5, dim=8, hidden=16)
+    space = JointSpace.fit(text, image, epochs=5, dim=8, hidden=0, n_models=1)
     text_encoder, image_encoder = projected_encoders(_Fixed(text, "text"), _Fixed(image, "image"), space)
     assert text_encoder.dim == image_encoder.dim == 8
     assert (
