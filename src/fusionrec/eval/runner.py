@@ -68,6 +68,7 @@ def run_baselines(
     k: Sequence[int] = (10, 20),
     console: Console | None = None,
     configs: Mapping[str, Mapping[str, Any]] | None = None,
+    keys: Sequence[str] | None = None,
 ) -> dict[str, ModelRun]:
     """Train every model in ``models`` with its defaults (or ``configs[name]``), evaluate on test
     (valid items excluded too), print a table with 95 % intervals to ``console`` and return the runs."""
@@ -77,18 +78,22 @@ def run_baselines(
             console.print(f"training [bold]{name}[/] ...")
         runs[name] = train_and_evaluate(name, split, k=k, config=(configs or {}).get(name))
     if console is not None:
-        console.print(baselines_table(runs))
+        console.print(baselines_table(runs, keys=keys))
         console.print(beyond_table({n: r.result for n, r in runs.items()}))
     return runs
 
 
-def baselines_table(runs: Mapping[str, ModelRun], title: str = "test, full ranking (±: 95 % t-interval half-width)") -> Any:
-    """A rich table of runs: metrics with intervals, train time, epochs, evaluation time."""
+def baselines_table(
+    runs: Mapping[str, ModelRun],
+    title: str = "test, full ranking (±: 95 % t-interval half-width)",
+    keys: Sequence[str] | None = None,
+) -> Any:
+    """A rich table of runs: metrics (``keys``, default all) with intervals, train time, epochs, evaluation time."""
     extra = {
         "train s": {n: f"{r.train_time_s:.1f}" for n, r in runs.items()},
         "epochs": {n: (f"{r.n_epochs} (best {r.best_epoch})" if r.n_epochs else "-") for n, r in runs.items()},
     }
-    return metrics_table({n: r.result for n, r in runs.items()}, extra_columns=extra, title=title)
+    return metrics_table({n: r.result for n, r in runs.items()}, keys=keys, extra_columns=extra, title=title)
 
 
 @dataclass
