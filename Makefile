@@ -26,6 +26,7 @@ test: $(STAMP)
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet "torch==2.13.0" -e ".[features,dev,bench]"
 	for f in benchmarks/bench_*.py; do $(VENV)/bin/python $$f || exit 1; done
 
 clean:

@@ -33,7 +33,7 @@ DEFAULT_SHARED = Path("..") / "shared" / "data"
 # On large data (ML-1M): the benchmark's tuned values, which keep the demo to minutes on 2 cores.
 LARGE_DATA_CONFIGS: dict[str, dict[str, object]] = {
     "bpr": {"reg": 5e-3, "batch_size": 8192, "epochs": 40},
-    "lightgcn": {"lr": 0.05, "batch_size": 16384, "epochs": 15},
+    "lightgcn": {"learning_rate": 0.05, "batch_size": 16384, "epochs": 15},
 }
 
 SAMPLE_MAPPING = TabularMapping(
