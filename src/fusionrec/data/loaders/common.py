@@ -9,7 +9,6 @@ so the validation policy documented in :mod:`fusionrec.data.validate` is applied
 from __future__ import annotations
 
 import csv
-import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -50,9 +49,12 @@ def read_utf8(
         raw = gzip.decompress(raw)
     if encoding.lower().replace("-", "") in ("latin1", "iso88591", "cp1252"):
         return raw.decode(encoding).encode("utf-8")
+    is_utf8 = encoding.lower().replace("-", "") == "utf8"
+    if is_utf8 and raw.isascii():  # valid as is; checked without decoding the whole file
+        return raw
     try:
         raw.decode(encoding)
-        return raw if encoding.lower().replace("-", "") == "utf8" else raw.decode(encoding).encode("utf-8")
+        return raw if is_utf8 else raw.decode(encoding).encode("utf-8")
     except UnicodeDecodeError:
         pass
     fixed = []
@@ -80,12 +82,15 @@ def read_delimited(
     encoding: str = "utf-8",
     quoting: bool = True,
     string_columns: list[str] | None = None,
+    categorical_columns: list[str] | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Read a CSV/TSV (or ``::``-separated) file with pyarrow.
 
     Returns the frame and the 1-based source line of each row. Rows with the wrong number of
     fields are reported as ``malformed_row`` (with their line) and skipped. ``column_names``
-    given means the file has no header line. ``string_columns`` are kept as strings (ids).
+    given means the file has no header line. ``string_columns`` are kept as strings (ids);
+    those also in ``categorical_columns`` come back as a Categorical of the same strings
+    (dictionary-encoded while parsing: no Python string per row).
     """
     field_of = _field_namer(path, delimiter, column_names, quoting)
     data = read_utf8(path, report, encoding=encoding, field_of=field_of)
@@ -106,13 +111,16 @@ def read_delimited(
         return "skip"
 
     convert = pacsv.ConvertOptions(
-        column_types={c: pa.string() for c in (string_columns or [])},
+        column_types={
+            c: pa.dictionary(pa.int32(), pa.string()) if c in (categorical_columns or []) else pa.string()
+            for c in (string_columns or [])
+        },
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
     try:
         table = pacsv.read_csv(
-            io.BytesIO(data),
+            pa.BufferReader(data),
             read_options=pacsv.ReadOptions(
                 use_threads=False, column_names=column_names, block_size=1 << 24
             ),
@@ -182,6 +190,40 @@ def _as_id_strings(column: pd.Series) -> pd.Series:
     return text.mask(text == "")
 
 
+def id_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Ids as integer codes into distinct id strings: ``(codes, ids)`` with ``ids[codes]`` equal to
+    :func:`_as_id_strings` (code -1 where that is NA), ``ids`` an object array of distinct str.
+
+    Only the distinct values are converted to strings, so a column of 20M integer ids or a
+    dictionary-encoded (Categorical) one costs one hash pass (or none), not 20M ``str`` objects.
+    Object columns (mixed Python values, where hashing would merge e.g. ``1`` and ``1.0``) are
+    converted row by row first, as before."""
+    if column.dtype == object:
+        column = _as_id_strings(column)
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    text = _as_id_strings(pd.Series(uniques))
+    # Distinct raw values can strip to the same id (" 7" and "7"), and '' is missing: factorize again.
+    remap, ids = pd.factorize(text, use_na_sentinel=True)
+    remap = np.append(remap, -1).astype(np.int64)  # codes of -1 stay -1
+    return remap[codes], np.asarray(ids, dtype=object)
+
+
+def _row_keys(columns: list[np.ndarray]) -> np.ndarray:
+    """One int64 per row, equal exactly where all ``columns`` (non-negative integers) are equal."""
+    limit = np.iinfo(np.int64).max
+    key = columns[0].astype(np.int64)
+    for column in columns[1:]:
+        column = column.astype(np.int64)
+        width = int(column.max()) + 1 if len(column) else 1
+        if int(key.max(initial=0)) >= limit // width:  # make the product fit: dense codes first
+            key = pd.factorize(key)[0].astype(np.int64)
+            if int(key.max(initial=0)) >= limit // width:
+                column = pd.factorize(column)[0].astype(np.int64)
+                width = int(column.max()) + 1
+        key = key * width + column
+    return key
+
+
 def clean_interactions(
     raw: pd.DataFrame,
     lines: np.ndarray,
@@ -190,20 +232,24 @@ def clean_interactions(
     file: str,
     rating_range: tuple[float, float] | None = None,
     time_format: str | None = None,
+    categorical_ids: bool = False,
 ) -> pd.DataFrame:
     """Validate raw interaction rows (vectorised) and return the kept ones.
 
     ``raw`` has columns ``user``, ``item`` and optionally ``rating`` and ``timestamp`` (numbers
-    or strings). Returns columns ``user``/``item`` (str), ``weight`` (float32),
-    ``timestamp`` (int64 seconds, if given) and ``line``.
+    or strings). Returns columns ``user``/``item`` (str; with ``categorical_ids`` a Categorical of
+    str, which :func:`assemble_dataset` maps to indices without hashing every row), ``weight``
+    (float32), ``timestamp`` (int64 seconds, if given) and ``line``.
     """
-    out = pd.DataFrame({"user": _as_id_strings(raw["user"]), "item": _as_id_strings(raw["item"])})
-    out["line"] = lines
-    keep = np.ones(len(out), dtype=bool)
+    codes: dict[str, np.ndarray] = {}
+    ids: dict[str, np.ndarray] = {}
+    keep = np.ones(len(raw), dtype=bool)
     for column in ("user", "item"):
-        missing = out[column].isna().to_numpy()
+        codes[column], ids[column] = id_codes(raw[column])
+        missing = codes[column] < 0
         report.add_rows("missing_value", lines[missing], None, f"no {column} id", file=file, column=column)
         keep &= ~missing
+    out = pd.DataFrame({"line": lines})
 
     if "rating" in raw:
         values = pd.to_numeric(raw["rating"], errors="coerce").to_numpy(dtype=np.float64)
@@ -232,17 +278,31 @@ def clean_interactions(
         keep &= ~bad
         out["timestamp"] = seconds
 
+    has_time = "timestamp" in out
+    user, item = codes["user"][keep], codes["item"][keep]
     out = out[keep]
-    key = ["user", "item"] + (["timestamp"] if "timestamp" in out else [])
-    duplicated = out.duplicated(subset=key, keep="first").to_numpy()
-    dup_rows = out[duplicated]
-    report.add_rows("duplicate_interaction", dup_rows["line"].to_numpy(),
-                    dup_rows[["user", "item"]].to_numpy().tolist(),
-                    "repeats (user, item" + (", time" if "timestamp" in out else "") + ") {value}",
+    key = ["user", "item"] + (["timestamp"] if has_time else [])
+    parts = [user, item]
+    if has_time:
+        seconds = out["timestamp"].to_numpy()
+        low, high = (int(seconds.min()), int(seconds.max())) if len(seconds) else (0, 0)
+        fits = high - low < np.iinfo(np.int64).max
+        parts.append(seconds - np.int64(low) if fits else pd.factorize(seconds)[0])
+    duplicated = pd.Series(_row_keys(parts)).duplicated(keep="first").to_numpy()
+    dup_at = np.flatnonzero(duplicated)[: report.max_examples_per_kind]  # only examples are formatted
+    report.add_rows("duplicate_interaction", out["line"].to_numpy()[duplicated],
+                    [[ids["user"][user[i]], ids["item"][item[i]]] for i in dup_at.tolist()],
+                    "repeats (user, item" + (", time" if has_time else "") + ") {value}",
                     file=file, column=",".join(key))
-    out = out[~duplicated].reset_index(drop=True)
-    for column in ("user", "item"):  # object arrays of str: IdMap lookups then skip an Arrow conversion each
-        out[column] = out[column].astype(object)
+    unique = ~duplicated
+    out = out[unique].reset_index(drop=True)
+    for position, (column, kept) in enumerate((("user", user[unique]), ("item", item[unique]))):
+        values: pd.Categorical | np.ndarray
+        if categorical_ids:
+            values = pd.Categorical.from_codes(kept, categories=pd.Index(ids[column], dtype=object))
+        else:  # object arrays of str (shared objects): IdMap lookups then skip an Arrow conversion each
+            values = ids[column][kept]
+        out.insert(position, column, values)
     report.rows_kept += len(out)
     return out
 
@@ -295,7 +355,8 @@ def assemble_dataset(
     items, item_lines = items[~duplicated].reset_index(drop=True), item_lines[~duplicated]
 
     item_map = IdMap(items["item_id"].to_numpy())
-    unknown = item_map.lookup(interactions["item"].to_numpy()) < 0
+    item_index = _lookup(item_map, interactions["item"])
+    unknown = item_index < 0
     if unknown.any():
         first_rows = interactions[unknown].drop_duplicates("item")
         report.add_rows("unknown_item", first_rows["line"].to_numpy(), first_rows["item"].to_numpy(),
@@ -304,6 +365,7 @@ def assemble_dataset(
         items = pd.concat([items, extra], ignore_index=True)
         item_lines = np.concatenate([item_lines, np.full(len(extra), -1)])
         item_map = IdMap(items["item_id"].to_numpy())
+        item_index = _lookup(item_map, interactions["item"])
     items["item_id"] = items["item_id"].astype(object)
 
     _mask_empty_text(items, item_columns, item_lines, report, items_file)
@@ -312,7 +374,7 @@ def assemble_dataset(
             if column:
                 _mask_missing_files(items, column, item_lines, report, items_file, media_root)
 
-    user_ids = interactions["user"].to_numpy()
+    user_ids = _first_seen(interactions["user"])
     if users is not None:
         users = users.copy()
         users["user_id"] = _as_id_strings(users["user_id"])
@@ -327,8 +389,8 @@ def assemble_dataset(
 
     has_time = "timestamp" in interactions
     inter = Interactions(
-        user=user_map.lookup(user_ids),
-        item=item_map.lookup(interactions["item"].to_numpy()),
+        user=_lookup(user_map, interactions["user"]),
+        item=item_index,
         weight=interactions["weight"].to_numpy(),
         timestamp=interactions["timestamp"].to_numpy() if has_time else None,
         n_users=len(user_map),
@@ -347,6 +409,23 @@ def assemble_dataset(
         source=source,
         media_root=media_root,
     )
+
+
+def _lookup(id_map: IdMap, ids: pd.Series) -> np.ndarray:
+    """``id_map.lookup`` of a column; a Categorical one by its categories (one lookup per distinct id)."""
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        index = id_map.lookup(ids.cat.categories.to_numpy(dtype=object))
+        return np.append(index, np.int32(-1))[ids.cat.codes.to_numpy()]
+    return id_map.lookup(ids.to_numpy())
+
+
+def _first_seen(ids: pd.Series) -> np.ndarray:
+    """The values of an id column: for a Categorical just the distinct ones in first-seen order
+    (what IdMap.from_values / extend keep of them anyway)."""
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        codes = pd.unique(ids.cat.codes.to_numpy())
+        return ids.cat.categories.to_numpy(dtype=object)[codes[codes >= 0]]
+    return ids.to_numpy()
 
 
 def _mask_empty_text(

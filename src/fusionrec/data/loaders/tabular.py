@@ -83,9 +83,11 @@ def read_table(
     column_names: list[str] | None = None,
     string_columns: list[str] | None = None,
     quoting: bool = True,
+    categorical_columns: list[str] | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Read a delimited text, JSON-lines or Parquet file: the frame and each row's 1-based line
-    (text) or row (Parquet)."""
+    (text) or row (Parquet). ``categorical_columns`` (of ``string_columns``) may come back
+    dictionary-encoded (Categorical) from delimited text."""
     require_file(path)
     if _suffix(path) in JSON_SUFFIXES:
         return read_json_lines(path, report)
@@ -98,7 +100,7 @@ def read_table(
         return frame, np.arange(1, len(frame) + 1)
     sep = delimiter or sniff_delimiter(path)
     return read_delimited(path, report, delimiter=sep, column_names=column_names, encoding=encoding,
-                          quoting=quoting, string_columns=string_columns)
+                          quoting=quoting, string_columns=string_columns, categorical_columns=categorical_columns)
 
 
 @contextmanager
@@ -375,7 +377,8 @@ def load_tabular(
     value_columns = [c for c in (mapping.rating, mapping.timestamp) if c]
     frame, lines = read_table(inter_path, report, delimiter=mapping.delimiter, encoding=mapping.encoding,
                               column_names=mapping.interactions_columns,
-                              string_columns=[mapping.user, mapping.item])
+                              string_columns=[mapping.user, mapping.item],
+                              categorical_columns=[mapping.user, mapping.item])
     require_columns(frame, [mapping.user, mapping.item, *value_columns], inter_path)
     raw = pd.DataFrame({"user": frame[mapping.user], "item": frame[mapping.item]})
     if mapping.rating:
@@ -384,7 +387,8 @@ def load_tabular(
         raw["timestamp"] = frame[mapping.timestamp]
     del frame
     interactions = clean_interactions(raw, lines, report, file=str(inter_path),
-                                      rating_range=mapping.rating_range, time_format=mapping.time_format)
+                                      rating_range=mapping.rating_range, time_format=mapping.time_format,
+                                      categorical_ids=True)
 
     item_columns = ItemColumns(text=mapping.text, image=mapping.image, audio=mapping.audio,
                                categorical=mapping.categorical, multi_valued=mapping.multi_valued,
