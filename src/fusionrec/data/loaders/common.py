@@ -297,12 +297,12 @@ def clean_interactions(
     unique = ~duplicated
     out = out[unique].reset_index(drop=True)
     for position, (column, kept) in enumerate((("user", user[unique]), ("item", item[unique]))):
-        values: pd.Categorical | np.ndarray
+        id_values: pd.Series
         if categorical_ids:
-            values = pd.Categorical.from_codes(kept, categories=pd.Index(ids[column], dtype=object))
+            id_values = pd.Series(pd.Categorical.from_codes(kept, categories=pd.Index(ids[column], dtype=object)))
         else:  # object arrays of str (shared objects): IdMap lookups then skip an Arrow conversion each
-            values = ids[column][kept]
-        out.insert(position, column, values)
+            id_values = pd.Series(ids[column][kept], dtype=object)
+        out.insert(position, column, id_values)
     report.rows_kept += len(out)
     return out
 
