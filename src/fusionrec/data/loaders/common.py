@@ -172,6 +172,8 @@ def _data_line_numbers(data: bytes, n_rows: int, header: int, bad_lines: list[in
         begins = np.insert(starts + 1, 0, 0)
         empty = (ends - begins) <= 1
         line_numbers = np.arange(1, len(begins) + 1)[~empty]
+    elif not bad_lines:  # every line after the header is a row: no filtering needed
+        return np.arange(header + 1, max(header + 1, min(data.count(b"\n") + 2, header + 1 + n_rows)))
     else:
         line_numbers = np.arange(1, data.count(b"\n") + 2)
     line_numbers = line_numbers[line_numbers > header]
