@@ -11,6 +11,7 @@ import pytest
 
 from fusionrec.data.loaders.common import (
     _as_id_strings,
+    _duplicated,
     assemble_dataset,
     clean_interactions,
     id_codes,
@@ -106,3 +107,16 @@ def test_id_codes_equal_row_by_row_strings(column: pd.Series) -> None:
     assert len(set(ids.tolist())) == len(ids) and all(isinstance(i, str) for i in ids)
     got = [None if c < 0 else ids[c] for c in codes.tolist()]
     assert got == [None if pd.isna(v) else v for v in expected.tolist()]
+
+
+@pytest.mark.parametrize("keys", [
+    np.array([], dtype=np.int64),
+    np.array([5], dtype=np.int64),
+    np.array([3, 1, 3, 2, 1, 3, 9], dtype=np.int64),
+    np.arange(100, dtype=np.int64),
+    np.zeros(50, dtype=np.int64),
+    np.random.default_rng(0).integers(0, 40, 200).astype(np.int64),
+])
+def test_duplicated_keys_like_pandas(keys: np.ndarray) -> None:
+    expected = pd.Series(keys).duplicated(keep="first").to_numpy()
+    np.testing.assert_array_equal(_duplicated(keys), expected)

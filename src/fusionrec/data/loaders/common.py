@@ -226,6 +226,20 @@ def _row_keys(columns: list[np.ndarray]) -> np.ndarray:
     return key
 
 
+def _duplicated(keys: np.ndarray) -> np.ndarray:
+    """``pd.Series(keys).duplicated(keep="first")`` for int64 keys, fast when repeats are rare: a sort
+    finds the repeated values, and only the rows holding one go through a hash table."""
+    if len(keys) < 2:
+        return np.zeros(len(keys), dtype=bool)
+    ordered = np.sort(keys)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    duplicated = np.zeros(len(keys), dtype=bool)
+    if len(repeated):
+        candidates = np.flatnonzero(np.isin(keys, np.unique(repeated)))
+        duplicated[candidates] = pd.Series(keys[candidates]).duplicated(keep="first").to_numpy()
+    return duplicated
+
+
 def clean_interactions(
     raw: pd.DataFrame,
     lines: np.ndarray,
@@ -290,7 +304,7 @@ def clean_interactions(
         low, high = (int(seconds.min()), int(seconds.max())) if len(seconds) else (0, 0)
         fits = high - low < np.iinfo(np.int64).max
         parts.append(seconds - np.int64(low) if fits else pd.factorize(seconds)[0])
-    duplicated = pd.Series(_row_keys(parts)).duplicated(keep="first").to_numpy()
+    duplicated = _duplicated(_row_keys(parts))
     dup_at = np.flatnonzero(duplicated)[: report.max_examples_per_kind]  # only examples are formatted
     report.add_rows("duplicate_interaction", out["line"].to_numpy()[duplicated],
                     [[ids["user"][user[i]], ids["item"][item[i]]] for i in dup_at.tolist()],
