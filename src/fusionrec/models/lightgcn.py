@@ -8,25 +8,15 @@ import scipy.sparse as sp
 import torch
 from pydantic import Field
 
-from fusionrec.models.base import ModelConfig
-from fusionrec.models.torch_base import FactorModel
+from fusionrec.models.torch_base import FactorModel, FactorModelConfig
 from fusionrec.training.graph import normalized_adjacency, symmetric_spmm, to_torch_sparse
 from fusionrec.training.losses import bpr_loss, l2_penalty
 
 
-class LightGCNConfig(ModelConfig):
-    factors: int = Field(64, ge=1)
+class LightGCNConfig(FactorModelConfig):
     n_layers: int = Field(3, ge=0)
-    reg: float = Field(1e-4, ge=0)
-    epochs: int = Field(100, ge=1)
     batch_size: int = Field(8192, ge=1)
     learning_rate: float = Field(1e-2, gt=0)
-    patience: int = Field(5, ge=1)
-    valid_metric: str = "recall@20"
-    eval_every: int = Field(1, ge=1)
-    init_std: float = Field(0.1, gt=0)
-    seed: int = 0
-    verbose: bool = False
 
 
 class _Embeddings(torch.nn.Module):

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 
-from fusionrec.models.base import ModelConfig
-from fusionrec.models.torch_base import FactorModel
+from fusionrec.models.torch_base import FactorModel, FactorModelConfig
 from fusionrec.training.losses import bpr_loss, l2_penalty
 
 
-class BPRMFConfig(ModelConfig):
-    factors: int = Field(64, ge=1)
-    reg: float = Field(1e-4, ge=0)
-    epochs: int = Field(100, ge=1)
-    batch_size: int = Field(4096, ge=1)
-    learning_rate: float = Field(5e-3, gt=0)
-    patience: int = Field(5, ge=1)
-    valid_metric: str = "recall@20"
-    eval_every: int = Field(1, ge=1)
-    init_std: float = Field(0.1, gt=0)
-    seed: int = 0
-    verbose: bool = False
+class BPRMFConfig(FactorModelConfig):
+    """BPR-MF's hyper-parameters: those of every factor model, with its own defaults."""
 
 
 class _Factors(torch.nn.Module):

@@ -9,13 +9,30 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
+from pydantic import Field
 
-from fusionrec.models.base import Recommender
+from fusionrec.models.base import ModelConfig, Recommender
 from fusionrec.training.sampling import bpr_triples, interaction_keys
 from fusionrec.training.trainer import Trainer, TrainHistory
 
 PARAM_PREFIX = "param."
 
+
+
+class FactorModelConfig(ModelConfig):
+    """Hyper-parameters every embedding model trained with BPR by the shared Trainer has."""
+
+    factors: int = Field(64, ge=1)
+    reg: float = Field(1e-4, ge=0)
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(4096, ge=1)
+    learning_rate: float = Field(5e-3, gt=0)
+    patience: int = Field(5, ge=1)
+    valid_metric: str = "recall@20"
+    eval_every: int = Field(1, ge=1)
+    init_std: float = Field(0.1, gt=0)
+    seed: int = 0
+    verbose: bool = False
 
 class TripleBatches:
     """One epoch of shuffled ``(user, positive, negative)`` index tensors in batches (sized)."""
