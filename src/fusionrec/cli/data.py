@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 from rich.table import Table
@@ -41,7 +41,7 @@ def split_table(split: Split) -> Table:
     for column in ("part", "interactions", "users", "users not in train", "items not in train"):
         table.add_column(column, justify="right")
     summary = split.summary()
-    table.add_row("train", f"{summary['train_interactions']:,}", f"{len(set(split.train.user.tolist())):,}", "-", "-")
+    table.add_row("train", f"{summary['train_interactions']:,}", f"{summary['train_users']:,}", "-", "-")
     for name in PARTS[1:]:
         table.add_row(
             name,
@@ -82,7 +82,7 @@ def split(
         if config is not None:
             cfg = load_yaml_config(config, SplitConfig)
         else:
-            valid_strategies: tuple[SplitStrategy, ...] = ("random", "temporal", "leave_last", "cold_item", "cold_user")
+            valid_strategies: tuple[str, ...] = get_args(SplitStrategy)
             if strategy not in valid_strategies:
                 raise typer.BadParameter(f"strategy must be one of {', '.join(valid_strategies)}")
             cfg = SplitConfig(

@@ -67,6 +67,7 @@ class Split:
         counts = {f"{p}_interactions": len(self.part(p)) for p in PARTS}
         train_users = np.unique(self.train.user)
         train_items = np.unique(self.train.item)
+        counts["train_users"] = len(train_users)
         for p in ("valid", "test"):
             part = self.part(p)
             counts[f"{p}_users"] = len(np.unique(part.user))
