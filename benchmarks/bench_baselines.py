@@ -41,7 +41,7 @@ from fusionrec.config import SplitConfig
 from fusionrec.data.schema import Dataset, IdMap, Interactions
 from fusionrec.data.splits import Split, split_dataset
 from fusionrec.eval.evaluator import EvalResult, Evaluator
-from fusionrec.eval.runner import grid_search
+from fusionrec.experiments.runner import grid_search
 from fusionrec.models.registry import build_model
 
 torch.set_num_threads(1)

@@ -117,7 +117,7 @@ def demo(
 
     console.print(Rule("4. train + evaluate baselines (full ranking, test; valid for early stopping)"))
     start = time.perf_counter()
-    from fusionrec.eval.runner import run_baselines
+    from fusionrec.experiments.runner import run_baselines
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     tuned = LARGE_DATA_CONFIGS if len(split.train) > 200_000 else {}

@@ -262,9 +262,9 @@ def tune(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Grid search: fit every grid point on train, pick the best on valid, report test at that point only."""
-    from fusionrec.eval.metrics import RANKING_METRICS
+    from fusionrec.ranking.metrics import RANKING_METRICS
     from fusionrec.eval.report import _clean, metrics_table
-    from fusionrec.eval.runner import grid_search
+    from fusionrec.experiments.runner import grid_search
 
     name, _, cut = metric.partition("@")
     if name not in RANKING_METRICS or not cut.isdigit():

@@ -1,7 +1,8 @@
-"""Evaluation: vectorised metrics, the batched full-ranking evaluator, reports, baseline runs.
+"""Evaluation: the batched full-ranking evaluator, beyond-accuracy metrics and reports.
 
-Exports resolve lazily so that importing ``fusionrec.eval.metrics`` (e.g. from the CLI) does not
-load torch, which the evaluator needs only when it runs.
+Exports resolve lazily so that importing the package (e.g. from the CLI) does not load torch,
+which the evaluator needs only when it runs. The per-user ranking metrics live one level down, in
+:mod:`fusionrec.ranking.metrics`, because models and the trainer use them too.
 """
 
 from __future__ import annotations
@@ -11,14 +12,9 @@ from typing import Any
 
 _EXPORTS = {
     "EvalResult": "fusionrec.eval.evaluator",
+    "EvalPlan": "fusionrec.eval.evaluator",
     "Evaluator": "fusionrec.eval.evaluator",
-    "top_k_items": "fusionrec.eval.evaluator",
-    "RANKING_METRICS": "fusionrec.eval.metrics",
-    "hit_matrix": "fusionrec.eval.metrics",
-    "ranking_metrics": "fusionrec.eval.metrics",
-    "ModelRun": "fusionrec.eval.runner",
-    "run_baselines": "fusionrec.eval.runner",
-    "train_and_evaluate": "fusionrec.eval.runner",
+    "PartialResult": "fusionrec.eval.evaluator",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -4,7 +4,7 @@ For each batch of users the model's ``score`` gives a ``(batch, n_items)`` matri
 excluded items (training items, plus validation items when scoring test) are set to ``-inf``;
 ``torch.topk`` takes the top ``max(ks)`` without sorting whole rows; ties are broken towards the lower
 item index (deterministic, and the same as a stable sort of the whole row); the metrics of
-:mod:`fusionrec.eval.metrics` are computed per user and kept, so that means, confidence intervals
+:mod:`fusionrec.ranking.metrics` are computed per user and kept, so that means, confidence intervals
 and per-group breakdowns come from the same numbers.
 
 Held-out items that are also excluded (a repeated interaction already in train) cannot be
@@ -18,15 +18,16 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from fusionrec.errors import ModelError
 from fusionrec.eval import beyond as beyond_metrics
-from fusionrec.eval.metrics import RANKING_METRICS, auc_per_user, hit_matrix, metric_key, ranking_metrics
+from fusionrec.ranking.heldout import HeldOut, Scorer, rank_batch
+from fusionrec.ranking.metrics import RANKING_METRICS, auc_per_user, hit_matrix, metric_key, ranking_metrics
+from fusionrec.ranking.topk import as_score_tensor, binary_csr, keep_candidates
 
 if TYPE_CHECKING:
     from fusionrec.data.splits import Split
@@ -34,57 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 N_ITEM_GROUPS = 2  # head / tail of training popularity
-
-
-class Scorer(Protocol):
-    """Anything with ``score(users) -> (len(users), n_items)`` (every Recommender)."""
-
-    def score(self, users: np.ndarray) -> np.ndarray | torch.Tensor: ...
-
-
-def as_score_tensor(scores: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """A writable, contiguous float32 CPU tensor (zero-copy when the array already is one)."""
-    if isinstance(scores, torch.Tensor):
-        return scores.detach().to(device="cpu", dtype=torch.float32).contiguous()
-    array = np.asarray(scores, dtype=np.float32)
-    if not array.flags.writeable or not array.flags.c_contiguous:
-        array = np.array(array, dtype=np.float32, order="C", copy=True)
-    return torch.from_numpy(array)
-
-
-def mask_rows(scores: torch.Tensor, exclude_rows: sp.csr_matrix) -> None:
-    """Set ``scores[r, i] = -inf`` for every stored entry ``(r, i)`` of ``exclude_rows`` (in place)."""
-    if exclude_rows.nnz == 0:
-        return
-    rows = np.repeat(np.arange(exclude_rows.shape[0]), np.diff(exclude_rows.indptr))
-    scores[torch.from_numpy(rows), torch.from_numpy(exclude_rows.indices.astype(np.int64))] = float("-inf")
-
-
-def top_k_items(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best items of each row, best first: ``(items int64, scores float32)``, both ``(rows, k)``.
-
-    Ties are broken towards the lower item index. Slots whose score is ``-inf`` (fewer than ``k``
-    candidates) get item ``-1``. Only rows with a tie at the k-th place are sorted in full.
-    """
-    n_rows, n_items = scores.shape
-    k = min(k, n_items)
-    if n_rows == 0 or k == 0:
-        return np.zeros((n_rows, k), dtype=np.int64), np.zeros((n_rows, k), dtype=np.float32)
-    values, index = torch.topk(scores, k, dim=1, largest=True, sorted=True)
-    n_at_least = (scores >= values[:, -1:]).sum(dim=1)
-    tied = torch.nonzero(n_at_least > k).flatten()
-    if len(tied):
-        full = torch.sort(scores[tied], dim=1, descending=True, stable=True)
-        values[tied] = full.values[:, :k]
-        index[tied] = full.indices[:, :k]
-    items = index.numpy()
-    vals = values.numpy()
-    if k > 1 and np.any(vals[:, 1:] == vals[:, :-1]):
-        order = np.lexsort((items, -vals.astype(np.float64)), axis=-1)
-        items = np.take_along_axis(items, order, axis=1)
-        vals = np.take_along_axis(vals, order, axis=1)
-    items = np.where(np.isneginf(vals), -1, items)
-    return items.astype(np.int64), vals.astype(np.float32)
 
 
 def item_popularity_groups(item_popularity: np.ndarray, head_share: float = 0.2) -> np.ndarray:
@@ -229,7 +179,7 @@ class Evaluator:
     ks:
         cut-offs, e.g. ``(10, 20)``.
     metrics:
-        ranking metrics from :data:`fusionrec.eval.metrics.RANKING_METRICS`.
+        ranking metrics from :data:`fusionrec.ranking.metrics.RANKING_METRICS`.
     batch_size:
         users scored at once (memory ~ ``batch_size * n_items * 4`` bytes).
     auc:
@@ -276,67 +226,108 @@ class Evaluator:
         exclude: sp.csr_matrix | None,
         train: sp.csr_matrix | None = None,
         part: str = "",
+        candidates: np.ndarray | None = None,
     ) -> EvalResult:
         """Evaluate ``model`` against ``truth`` (held-out, ``(n_users, n_items)``), never ranking
         the items of ``exclude``. ``train`` (default ``exclude``) gives item popularity and user
-        activity for the beyond-accuracy metrics and the group breakdowns."""
+        activity for the beyond-accuracy metrics and the group breakdowns. ``candidates`` (item
+        indices) restricts the ranking to those items; held-out items outside it are dropped.
+
+        The same as :meth:`prepare`, :meth:`evaluate_batch` over every batch of ``plan.users`` and
+        :meth:`merge`, which is how a distributed run splits the work."""
         start = time.perf_counter()
-        n_users, n_items = truth.shape
-        truth = _binary(truth)
-        exclude = _binary(exclude) if exclude is not None else _binary(sp.csr_matrix(cast(Any, (n_users, n_items))))
-        train = _binary(train) if train is not None else exclude
-        truth = _binary(truth - truth.multiply(exclude))
-        n_relevant_all = np.diff(truth.indptr)
-        users = np.flatnonzero(n_relevant_all > 0)
-        item_popularity = np.asarray(train.sum(axis=0)).ravel()
-        item_groups = item_popularity_groups(item_popularity)
+        plan = self.prepare(truth, exclude, train=train, part=part, candidates=candidates)
+        partials = [
+            self.evaluate_batch(model, plan, plan.users[lo : lo + self.batch_size])
+            for lo in range(0, len(plan.users), self.batch_size)
+        ]
+        result = self.merge(plan, partials)
+        result.time_s = time.perf_counter() - start
+        log.debug("evaluated %d users (%d skipped) in %.3fs", result.n_evaluated, result.n_skipped, result.time_s)
+        return result
+
+    def prepare(
+        self,
+        truth: sp.csr_matrix,
+        exclude: sp.csr_matrix | None,
+        train: sp.csr_matrix | None = None,
+        part: str = "",
+        candidates: np.ndarray | None = None,
+    ) -> EvalPlan:
+        """What every batch needs: binary truth minus excluded items, users to evaluate, item groups."""
+        heldout_truth = binary_csr(truth)
+        if candidates is not None:
+            keep = np.zeros(heldout_truth.shape[1], dtype=np.float32)
+            keep[np.asarray(candidates, dtype=np.int64)] = 1.0
+            heldout_truth = binary_csr(heldout_truth @ sp.diags(keep))
+        heldout = HeldOut.build(heldout_truth, exclude)
+        train_b = binary_csr(train) if train is not None else heldout.exclude
+        item_popularity = np.asarray(train_b.sum(axis=0)).ravel()
+        n_items = heldout.shape[1]
         max_k = min(self.ks[-1], n_items)
         ks = tuple(k for k in self.ks if k <= max_k) or (max_k,)
-
-        per_user: dict[str, list[np.ndarray]] = {}
-        top_k_parts: list[np.ndarray] = []
-        group_hits: dict[int, list[np.ndarray]] = {k: [] for k in ks}
-        group_truth: list[np.ndarray] = []
-        for lo in range(0, len(users), self.batch_size):
-            batch = users[lo : lo + self.batch_size]
-            scores = as_score_tensor(model.score(batch))
-            if scores.shape != (len(batch), n_items):
-                raise ModelError(f"score() returned shape {tuple(scores.shape)}, expected {(len(batch), n_items)}")
-            if torch.isnan(scores).any():
-                raise ModelError("score() returned NaN scores")
-            excluded_rows = exclude[batch]
-            mask_rows(scores, excluded_rows)
-            truth_rows = truth[batch]
-            n_rel = np.diff(truth_rows.indptr)
-            if self.auc:
-                per_user.setdefault("auc", []).append(
-                    auc_per_user(scores, np.diff(excluded_rows.indptr), truth_rows)
-                )
-            items, _ = top_k_items(scores, max_k)
-            hits = hit_matrix(items, truth_rows)
-            for key, values in ranking_metrics(hits, n_rel, ks, self.metrics).items():
-                per_user.setdefault(key, []).append(values)
-            top_k_parts.append(items)
-            group_truth.append(_group_counts(truth_rows.indices, np.diff(truth_rows.indptr), item_groups))
-            for k in ks:
-                hit_items = np.where(hits[:, :k], items[:, :k], -1)
-                group_hits[k].append(_group_counts_dense(hit_items, item_groups))
-
-        top_k = np.concatenate(top_k_parts) if top_k_parts else np.zeros((0, max_k), dtype=np.int64)
-        result = EvalResult(
+        return EvalPlan(
             part=part,
+            heldout=heldout,
             ks=ks,
+            max_k=max_k,
+            item_popularity=item_popularity,
+            item_groups=item_popularity_groups(item_popularity),
+            user_activity=np.diff(train_b.indptr),
+            candidates=None if candidates is None else np.asarray(candidates, dtype=np.int64),
+        )
+
+    def evaluate_batch(self, model: Scorer, plan: EvalPlan, users: np.ndarray) -> PartialResult:
+        """Per-user metrics of one batch of ``plan.users`` (a pure function of its inputs)."""
+        if plan.candidates is None:
+            ranked = rank_batch(model, plan.heldout, users, plan.max_k)
+        else:
+            ranked = rank_batch(_Restricted(model, plan.candidates), plan.heldout, users, plan.max_k)
+        truth_rows = ranked.truth_rows
+        n_rel = np.diff(truth_rows.indptr)
+        hits = hit_matrix(ranked.items, truth_rows)
+        per_user = ranking_metrics(hits, n_rel, plan.ks, self.metrics)
+        if self.auc:
+            excluded = np.diff(ranked.excluded_rows.indptr)
+            if plan.candidates is not None:
+                excluded = np.isneginf(ranked.scores.numpy()).sum(axis=1)
+            per_user["auc"] = auc_per_user(ranked.scores, excluded, truth_rows)
+        group_hits = {
+            k: _group_counts_dense(np.where(hits[:, :k], ranked.items[:, :k], -1), plan.item_groups) for k in plan.ks
+        }
+        return PartialResult(
+            users=np.asarray(users, dtype=np.int64),
+            per_user=per_user,
+            top_k=ranked.items,
+            group_hits=group_hits,
+            group_truth=_group_counts(truth_rows.indices, n_rel, plan.item_groups),
+        )
+
+    def merge(self, plan: EvalPlan, partials: Sequence[PartialResult]) -> EvalResult:
+        """One :class:`EvalResult` from the batches' partial results (in any order: sorted by user)."""
+        parts = sorted(partials, key=lambda p: int(p.users[0]) if len(p.users) else -1)
+        parts = [p for p in parts if len(p.users)]
+        n_users, n_items = plan.heldout.shape
+        users = np.concatenate([p.users for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+        keys = list(parts[0].per_user) if parts else []
+        top_k = np.concatenate([p.top_k for p in parts]) if parts else np.zeros((0, plan.max_k), dtype=np.int64)
+        result = EvalResult(
+            part=plan.part,
+            ks=plan.ks,
             users=users,
-            per_user={key: np.concatenate(parts) for key, parts in per_user.items()},
+            per_user={key: np.concatenate([p.per_user[key] for p in parts]) for key in keys},
             n_skipped=int(n_users - len(users)),
             n_items=n_items,
             time_s=0.0,
-            user_activity=np.diff(train.indptr)[users],
+            user_activity=plan.user_activity[users],
             top_k=top_k,
-            item_group_hits={k: np.concatenate(v) if v else np.zeros((0, 2)) for k, v in group_hits.items()},
-            item_group_truth=np.concatenate(group_truth) if group_truth else np.zeros((0, 2)),
+            item_group_hits={
+                k: np.concatenate([p.group_hits[k] for p in parts]) if parts else np.zeros((0, 2)) for k in plan.ks
+            },
+            item_group_truth=np.concatenate([p.group_truth for p in parts]) if parts else np.zeros((0, 2)),
         )
         if self.beyond and len(users):
+            item_popularity = plan.item_popularity
             result.beyond = {
                 "coverage": beyond_metrics.catalog_coverage(top_k, n_items),
                 "novelty": _nanmean(beyond_metrics.novelty(top_k, item_popularity, n_users)),
@@ -347,17 +338,48 @@ class Evaluator:
                 result.beyond["ild"] = _nanmean(
                     beyond_metrics.intra_list_diversity(top_k, self.item_features, self.item_present)
                 )
-        result.time_s = time.perf_counter() - start
-        log.debug("evaluated %d users (%d skipped) in %.3fs", len(users), result.n_skipped, result.time_s)
         return result
 
 
-def _binary(matrix: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
-    csr = sp.csr_matrix(cast(Any, matrix), dtype=np.float32)
-    csr.eliminate_zeros()
-    csr.data[:] = 1.0
-    csr.sort_indices()
-    return csr
+@dataclass
+class EvalPlan:
+    """Everything a batch step needs, computed once (picklable: a worker can receive it)."""
+
+    part: str
+    heldout: HeldOut
+    ks: tuple[int, ...]
+    max_k: int
+    item_popularity: np.ndarray  # (n_items,) training popularity
+    item_groups: np.ndarray  # (n_items,) 0 head, 1 tail
+    user_activity: np.ndarray  # (n_users,) training items per user
+    candidates: np.ndarray | None = None
+
+    @property
+    def users(self) -> np.ndarray:
+        return self.heldout.users
+
+
+@dataclass
+class PartialResult:
+    """Per-user results of one batch of users; :meth:`Evaluator.merge` joins them."""
+
+    users: np.ndarray
+    per_user: dict[str, np.ndarray]
+    top_k: np.ndarray
+    group_hits: dict[int, np.ndarray]
+    group_truth: np.ndarray
+
+
+class _Restricted:
+    """A scorer whose items outside ``candidates`` score ``-inf``."""
+
+    def __init__(self, model: Scorer, candidates: np.ndarray) -> None:
+        self.model, self.candidates = model, candidates
+
+    def score(self, users: np.ndarray) -> torch.Tensor:
+        scores = as_score_tensor(self.model.score(users))
+        keep_candidates(scores, self.candidates)
+        return scores
 
 
 def _group_counts(indices: np.ndarray, row_lengths: np.ndarray, item_groups: np.ndarray) -> np.ndarray:

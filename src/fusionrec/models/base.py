@@ -130,7 +130,7 @@ class Recommender(ABC):
         ``exclude`` is a ``(n_users, n_items)`` matrix (e.g. the training matrix) whose items are
         never recommended to that user; slots left empty hold item ``-1``.
         """
-        from fusionrec.eval.evaluator import as_score_tensor, mask_rows, top_k_items
+        from fusionrec.ranking.topk import as_score_tensor, mask_rows, top_k_items
 
         index = self._check_users(users)
         scores = as_score_tensor(self.score(index))

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 from pydantic import Field
 
-from fusionrec.eval.evaluator import top_k_items
+from fusionrec.ranking.topk import top_k_items
 from fusionrec.models.base import ModelConfig, Recommender, csr_from_state, csr_to_state
 from fusionrec.models.base import empty_csr as _empty_csr
 

@@ -2,8 +2,8 @@
 
 The model says what a batch is and what its loss is (:class:`Trainable`); the trainer owns the
 rest: seeding, epochs, the optimiser, the progress bar, a log line per epoch, early stopping on a
-validation metric computed by the shared :class:`~fusionrec.eval.evaluator.Evaluator` (training
-items excluded), and restoring the best epoch's weights at the end.
+validation metric computed by :func:`fusionrec.ranking.heldout.mean_ranking_metric` (training
+items excluded; the same batch step and numbers as the evaluator), and restoring the best epoch's weights at the end.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from fusionrec.eval.evaluator import Evaluator
-from fusionrec.eval.metrics import RANKING_METRICS, parse_metric_key
+from fusionrec.ranking.heldout import HeldOut, mean_ranking_metric
+from fusionrec.ranking.keys import check_valid_metric
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class Trainer:
     patience:
         stop after this many validations without improvement of ``valid_metric``.
     valid_metric:
-        key such as ``"recall@20"`` (any of :data:`~fusionrec.eval.metrics.RANKING_METRICS` at a cut-off).
+        key such as ``"recall@20"`` (any of :data:`~fusionrec.ranking.keys.RANKING_METRICS` at a cut-off).
     eval_every:
         validate every this many epochs (and after the last one).
     seed:
@@ -117,9 +117,7 @@ class Trainer:
         progress: bool = False,
         eval_batch_size: int = 2048,
     ) -> None:
-        name, k = parse_metric_key(valid_metric)
-        if name not in RANKING_METRICS or k is None:
-            raise ValueError(f"valid_metric must look like 'recall@20', one of {RANKING_METRICS} at a cut-off")
+        check_valid_metric(valid_metric)
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -128,12 +126,13 @@ class Trainer:
         self.eval_every = max(1, eval_every)
         self.seed = seed
         self.progress = progress
-        self.evaluator = Evaluator(ks=(k,), metrics=(name,), batch_size=eval_batch_size, beyond=False)
+        self.eval_batch_size = eval_batch_size
 
     def fit(self, model: Trainable, train: sp.csr_matrix, valid: sp.csr_matrix | None = None) -> TrainHistory:
         """Train ``model``; with ``valid``, stop early and restore the best epoch's weights."""
         rng = np.random.default_rng(self.seed)
         torch.manual_seed(self.seed)
+        self._heldout: HeldOut | None = None
         module = model.trainable_module()
         optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         history = TrainHistory(metric=self.valid_metric)
@@ -204,5 +203,7 @@ class Trainer:
         module.eval()
         with torch.no_grad():
             model.prepare_scoring()
-        result = self.evaluator.evaluate_matrices(model, valid, train)
-        return result.mean()[self.valid_metric], time.perf_counter() - start
+        if self._heldout is None:
+            self._heldout = HeldOut.build(valid, train)
+        value = mean_ranking_metric(model, self._heldout, self.valid_metric, self.eval_batch_size)
+        return value, time.perf_counter() - start

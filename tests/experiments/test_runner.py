@@ -10,7 +10,7 @@ from rich.console import Console
 
 from fusionrec.data.schema import IdMap, Interactions
 from fusionrec.data.splits import Split
-from fusionrec.eval.runner import expand_grid, grid_search, run_baselines
+from fusionrec.experiments.runner import expand_grid, grid_search, run_baselines
 
 
 @pytest.fixture(scope="module")

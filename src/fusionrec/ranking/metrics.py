@@ -35,20 +35,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-RANKING_METRICS: tuple[str, ...] = ("precision", "recall", "f1", "ndcg", "hit_rate", "map", "mrr")
+from fusionrec.ranking.keys import RANKING_METRICS, metric_key, parse_metric_key
 
-
-def metric_key(metric: str, k: int) -> str:
-    """``recall@20``-style key."""
-    return f"{metric}@{k}"
-
-
-def parse_metric_key(key: str) -> tuple[str, int | None]:
-    """``"recall@20" -> ("recall", 20)``; ``"auc" -> ("auc", None)``."""
-    if "@" in key:
-        name, k = key.split("@", 1)
-        return name, int(k)
-    return key, None
+__all__ = ["RANKING_METRICS", "auc_per_user", "hit_matrix", "metric_key", "parse_metric_key", "ranking_metrics"]
 
 
 def hit_matrix(top_k: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:

@@ -137,7 +137,7 @@ def grid_search(
 
     Test is evaluated once, for the chosen point only: selection never looks at test.
     """
-    from fusionrec.eval.metrics import RANKING_METRICS, parse_metric_key
+    from fusionrec.ranking.metrics import RANKING_METRICS, parse_metric_key
 
     metric_name, metric_k = parse_metric_key(metric)
     if metric_name not in RANKING_METRICS or metric_k is None:

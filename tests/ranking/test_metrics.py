@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 
 from fusionrec.eval import beyond
-from fusionrec.eval.metrics import auc_per_user, hit_matrix, parse_metric_key, ranking_metrics
+from fusionrec.ranking.metrics import auc_per_user, hit_matrix, parse_metric_key, ranking_metrics
 
 
 def csr(rows: list[list[int]], n_items: int) -> sp.csr_matrix:
