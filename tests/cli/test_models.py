@@ -52,11 +52,15 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_train_writes_a_loadable_model_dir(workspace: tuple[Path, Path]) -> None:
     _, model_dir = workspace
-    meta = json.loads((model_dir / "model.json").read_text())
+    meta = json.loads((model_dir / "model" / "model.json").read_text())
     assert meta["model"] == "ease" and meta["config"]["l2"] == 5.0
-    for name in ("weights.npz", "ids.npz", "seen.npz"):
+    for name in ("model/weights.npz", "ids.npz"):
         with np.load(model_dir / name, allow_pickle=False) as arrays:
             assert arrays.files
+    bundle = json.loads((model_dir / "bundle.json").read_text())
+    # EASE keeps its training matrix: the bundle's seen items are that one copy, not a second file.
+    assert bundle["seen"] == "model-history" and not (model_dir / "seen.npz").exists()
+    assert len(bundle["split"]["train_digest"]) == 64
 
 
 def test_evaluate_json_has_metric_keys(workspace: tuple[Path, Path]) -> None:
@@ -112,7 +116,7 @@ def test_tune_picks_on_valid_and_reports_test(workspace: tuple[Path, Path], tmp_
     assert len(payload["trials"]) == 2
     best = max(payload["trials"], key=lambda t: t["valid"])
     assert payload["best_params"] == best["params"] and "recall@20" in payload["test"]
-    assert (tmp_path / "best" / "model.json").exists()
+    assert (tmp_path / "best" / "bundle.json").exists()
 
 
 def test_errors_are_one_line_messages(workspace: tuple[Path, Path], tmp_path: Path) -> None:
@@ -122,7 +126,7 @@ def test_errors_are_one_line_messages(workspace: tuple[Path, Path], tmp_path: Pa
     bad = runner.invoke(app, ["train", str(split_dir), "--model", "ease", "--set", "l2=-3", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "invalid hyper-parameters for ease" in text(bad)
     missing = runner.invoke(app, ["evaluate", str(tmp_path / "none"), str(split_dir)])
-    assert missing.exit_code == 2 and "not a fusionrec model directory" in text(missing)
+    assert missing.exit_code == 2 and "not a fusionrec model bundle" in text(missing)
     grid = tmp_path / "g.yaml"
     grid.write_text("alpha: [1]\n")
     unknown_param = runner.invoke(app, ["tune", str(split_dir), "--model", "ease", "--grid", str(grid)])

@@ -15,8 +15,8 @@ from fusionrec.data.schema import IdMap, Interactions
 from fusionrec.data.splits import Split
 from fusionrec.errors import ModelError
 from fusionrec.eval.evaluator import Evaluator, mean_confidence_interval
-from fusionrec.ranking.topk import top_k_items
 from fusionrec.eval.report import groups_table, metrics_table, to_json, write_csv, write_per_user_csv
+from fusionrec.ranking.topk import top_k_items
 
 
 class FixedScores:

@@ -1,7 +1,7 @@
 """CLI verbs of the model stage: `train`, `evaluate`, `recommend`, `tune`.
 
-A model directory holds the model (``model.json`` + ``weights.npz``), the split's id maps
-(``ids.npz``) and the training matrix (``seen.npz``, the items never to recommend again), all
+A model directory is a :class:`~fusionrec.models.bundle.ModelBundle`: the model, the split's id
+maps, the seen-items matrix (stored once) and the provenance of the split and features, all
 loadable without pickle.
 """
 
@@ -21,11 +21,9 @@ from rich.table import Table
 from fusionrec.cli.app import app, console, friendly_errors
 from fusionrec.data.splits import Split
 from fusionrec.errors import DataError, ModelError
-from fusionrec.models.base import Recommender, as_csr, csr_from_state, csr_to_state
-from fusionrec.models.registry import build_model, config_class, load_model, model_names
-
-IDS_FILE = "ids.npz"
-SEEN_FILE = "seen.npz"
+from fusionrec.models.base import Recommender, as_csr
+from fusionrec.models.bundle import ModelBundle
+from fusionrec.models.registry import build_model, config_class, model_names
 
 
 # --------------------------------------------------------------------------- helpers
@@ -67,48 +65,17 @@ def model_config(name: str, config_file: Path | None, overrides: list[str] | Non
     return values
 
 
-def save_model_dir(model: Recommender, directory: Path, split: Split) -> Path:
-    """The model plus the split's id maps and training matrix, so the directory stands alone."""
-    from fusionrec.eval.report import _clean  # lazy: the report module imports torch
-    model.save(directory)
-    np.savez(
-        directory / IDS_FILE,
-        user_ids=split.user_map.ids.astype(str),
-        item_ids=split.item_map.ids.astype(str),
-    )
-    np.savez(directory / SEEN_FILE, **csr_to_state("seen", split.csr("train")))  # type: ignore[arg-type]
-    (directory / "provenance.json").write_text(
-        json.dumps({"split": str(split.info.get("path", "")), "split_info": _clean(split.info)}, indent=2, default=str)
-    )
-    return directory
+def save_model_dir(model: Recommender, directory: Path, split: Split, features: Any | None = None) -> Path:
+    """The model as a self-contained bundle (ids, seen items, provenance)."""
+    return ModelBundle.from_split(model, split, features).save(directory)
 
 
-def load_ids(directory: Path) -> tuple[np.ndarray, np.ndarray]:
-    path = directory / IDS_FILE
-    if not path.exists():
-        raise ModelError(f"{directory} has no {IDS_FILE}; train it with `fusionrec train` to keep the ids")
-    with np.load(path, allow_pickle=False) as ids:
-        return ids["user_ids"], ids["item_ids"]
-
-
-def load_seen(directory: Path) -> sp.csr_matrix | None:
-    path = directory / SEEN_FILE
-    if not path.exists():
+def load_features(features_dir: Path | None) -> Any | None:
+    if features_dir is None:
         return None
-    with np.load(path, allow_pickle=False) as arrays:
-        return csr_from_state("seen", {k: arrays[k] for k in arrays.files})
+    from fusionrec.features.base import FeatureSet
 
-
-def _check_compatible(model: Recommender, model_dir: Path, split: Split) -> None:
-    if (model.n_users, model.n_items) != (split.n_users, split.n_items):
-        raise ModelError(
-            f"model in {model_dir} was trained on {model.n_users} users x {model.n_items} items, "
-            f"the split has {split.n_users} x {split.n_items}"
-        )
-    if (model_dir / IDS_FILE).exists():
-        user_ids, item_ids = load_ids(model_dir)
-        if not (np.array_equal(user_ids, split.user_map.ids.astype(str)) and np.array_equal(item_ids, split.item_map.ids.astype(str))):
-            raise ModelError(f"model in {model_dir} was trained with different user/item ids than this split")
+    return FeatureSet.load(features_dir)
 
 
 # --------------------------------------------------------------------------- verbs
@@ -122,15 +89,19 @@ def train(
     set_values: Annotated[
         list[str] | None, typer.Option("--set", help="Override one hyper-parameter, e.g. --set l2=300 (repeatable).")
     ] = None,
+    features_dir: Annotated[
+        Path | None, typer.Option("--features", help="Feature directory from `fusionrec features` (content models).")
+    ] = None,
 ) -> None:
-    """Fit a model on the split's train part (valid for early stopping) and save it."""
+    """Fit a model on the split's train part (valid for early stopping) and save it as a bundle."""
     values = model_config(model, config, set_values)
     split = Split.load(split_dir)
     recommender = build_model(model, values)
+    features = load_features(features_dir)
     start = time.perf_counter()
-    recommender.fit(split.train, valid=split.valid)
+    recommender.fit(split.train, features=features, valid=split.valid, item_ids=split.item_map.ids)
     elapsed = time.perf_counter() - start
-    save_model_dir(recommender, out, split)
+    save_model_dir(recommender, out, split, features)
     history = getattr(recommender, "history_", None)
     line = f"trained [bold]{model}[/] in {elapsed:.1f}s"
     if history is not None and history.best_epoch is not None:
@@ -159,11 +130,11 @@ def evaluate(
     if ci not in ("t", "bootstrap"):
         raise typer.BadParameter("--ci must be t or bootstrap")
     ks = parse_ks(k)
-    recommender = load_model(model_dir)
+    bundle = ModelBundle.load(model_dir)
     split = Split.load(split_dir)
-    _check_compatible(recommender, model_dir, split)
-    result = Evaluator(ks=ks, auc=auc).evaluate(recommender, split, on=on)
-    name = str(json.loads((model_dir / "model.json").read_text())["model"])
+    bundle.check_split(split)
+    result = Evaluator(ks=ks, auc=auc).evaluate(bundle.model, split, on=on)
+    name = bundle.name
     if csv_path is not None:
         write_csv({name: result}, csv_path, ci_method=ci)
     if as_json:
@@ -206,12 +177,11 @@ def recommend(
     (nor valid items when recommending for --on test of a split)."""
     if (users is None) == (split_dir is None):
         raise typer.BadParameter("give exactly one of --users FILE or --split SPLIT")
-    recommender = load_model(model_dir)
-    user_ids, item_ids = load_ids(model_dir)
-    from fusionrec.data.schema import IdMap
-
-    user_map = IdMap(user_ids)
-    exclude = load_seen(model_dir)
+    bundle = ModelBundle.load(model_dir)
+    recommender = bundle.model
+    user_ids, item_ids = bundle.user_ids, bundle.item_ids
+    user_map = bundle.user_map
+    exclude: sp.csr_matrix | None = bundle.seen
     if users is not None:
         external = _read_user_file(users)
         index = user_map.lookup(external)
@@ -227,7 +197,7 @@ def recommend(
         if on not in ("valid", "test"):
             raise typer.BadParameter("--on must be valid or test")
         split = Split.load(split_dir)
-        _check_compatible(recommender, model_dir, split)
+        bundle.check_split(split)
         exclude = split.csr("train") if on == "valid" else (split.csr("train") + split.csr("valid")).tocsr()
         index = np.flatnonzero(np.diff(split.csr(on).indptr) > 0).astype(np.int32)
     exclude_matrix = as_csr(exclude) if exclude is not None else None
@@ -262,9 +232,9 @@ def tune(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Grid search: fit every grid point on train, pick the best on valid, report test at that point only."""
-    from fusionrec.ranking.metrics import RANKING_METRICS
     from fusionrec.eval.report import _clean, metrics_table
     from fusionrec.experiments.runner import grid_search
+    from fusionrec.ranking.metrics import RANKING_METRICS
 
     name, _, cut = metric.partition("@")
     if name not in RANKING_METRICS or not cut.isdigit():

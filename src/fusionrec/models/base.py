@@ -23,9 +23,17 @@ from fusionrec.errors import ModelError, NotFittedError
 
 CONFIG_FILE = "model.json"
 WEIGHTS_FILE = "weights.npz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+HISTORY_PREFIX = "history"
 
 RecommenderT = TypeVar("RecommenderT", bound="Recommender")
+
+
+class FeatureSetLike(Protocol):
+    """What a model reads from a FeatureSet (``fusionrec.features.base.FeatureSet``)."""
+
+    ids: np.ndarray
+    modalities: dict[str, Any]
 
 
 class ModelConfig(BaseModel):
@@ -52,14 +60,26 @@ class Recommender(ABC):
     Subclasses set ``name`` and ``config_class`` and implement ``_fit``, ``score``,
     ``_get_state`` and ``_set_state``. Their ``__init__`` takes exactly the fields of
     ``config_class`` as keyword arguments (the contract tests check this).
+
+    Class-level declarations the callers read:
+
+    - ``required_modalities``: feature modalities the model cannot work without (``fit`` raises
+      a clear error when they are missing); ``uses_features``: it reads a FeatureSet at all.
+    - ``uses_history``: scores are a function of the user's history row (EASE, ItemKNN): the
+      base keeps the training matrix once as ``train_matrix`` (saved with the model) and
+      ``score(users, user_items=X)`` scores from ``X`` instead, exactly as a refit would.
     """
 
     name: ClassVar[str]
     config_class: ClassVar[type[ModelConfig]]
+    required_modalities: ClassVar[tuple[str, ...]] = ()
+    uses_features: ClassVar[bool] = False
+    uses_history: ClassVar[bool] = False
 
     n_users: int = 0
     n_items: int = 0
     _fitted: bool = False
+    train_matrix: sp.csr_matrix
 
     # ----------------------------------------------------------------------- configuration
     def get_config(self) -> ModelConfig:
@@ -69,12 +89,16 @@ class Recommender(ABC):
 
     @classmethod
     def from_config(cls: type[RecommenderT], config: ModelConfig | dict[str, Any] | None = None) -> RecommenderT:
-        """Build from a config object or a dict validated against ``config_class``."""
+        """Build from a config object or a dict validated against ``config_class``.
+
+        Nested configs (e.g. a fuser config inside a model config) reach the constructor as the
+        typed objects pydantic built, not as dicts.
+        """
         if config is None:
             config = cls.config_class()
         elif isinstance(config, dict):
             config = cls.config_class.model_validate(config)
-        return cls(**config.model_dump())
+        return cls(**{key: getattr(config, key) for key in type(config).model_fields})
 
     @classmethod
     def constructor_parameters(cls) -> dict[str, Any]:
@@ -86,30 +110,67 @@ class Recommender(ABC):
     def fit(
         self: RecommenderT,
         train: Interactions | sp.spmatrix | sp.sparray,
-        features: Any | None = None,
+        features: FeatureSetLike | None = None,
         valid: Interactions | sp.spmatrix | sp.sparray | None = None,
+        *,
+        item_ids: np.ndarray | None = None,
     ) -> RecommenderT:
         """Learn from ``train`` (Interactions or a ``(n_users, n_items)`` sparse matrix).
 
-        ``features`` (a FeatureSet) is accepted by every model and ignored by pure CF ones;
-        ``valid`` (same shape as train) is used by iterative models for early stopping.
+        ``features`` (a FeatureSet, rows aligned to the item index) is checked against
+        ``item_ids`` (the item IdMap's ids in index order) when given, else by row count, and
+        against ``required_modalities``; pure CF models ignore it. ``valid`` (same shape as
+        train) is used by iterative models for early stopping. The model counts as fitted only
+        once ``_fit`` has returned.
         """
         train_matrix = as_csr(train)
         valid_matrix = as_csr(valid) if valid is not None else None
         if valid_matrix is not None and valid_matrix.shape != train_matrix.shape:
             raise ModelError(f"valid has shape {valid_matrix.shape}, train {train_matrix.shape}")
+        self._check_features(features, train_matrix.shape[1], item_ids)
+        self._fitted = False
         self.n_users, self.n_items = train_matrix.shape
         self._fit(train_matrix, features, valid_matrix)
+        if self.uses_history:
+            self.train_matrix = train_matrix
         self._fitted = True
         return self
+
+    def _check_features(self, features: FeatureSetLike | None, n_items: int, item_ids: np.ndarray | None) -> None:
+        missing = [m for m in self.required_modalities if features is None or m not in features.modalities]
+        if missing:
+            have = "no features" if features is None else f"features with {sorted(features.modalities)}"
+            raise ModelError(
+                f"{self.name} needs the {', '.join(missing)} modalit{'y' if len(missing) == 1 else 'ies'} "
+                f"but got {have}; extract them with `fusionrec features` and pass --features DIR"
+            )
+        if features is None or not self.uses_features:
+            return
+        ids = np.asarray(features.ids).astype(str)
+        if len(ids) != n_items:
+            raise ModelError(f"the feature set has {len(ids)} items, the interactions {n_items}: re-extract features")
+        if item_ids is not None:
+            expected = np.asarray(item_ids).astype(str)
+            differ = np.flatnonzero(expected != ids)
+            if len(differ):
+                row = int(differ[0])
+                raise ModelError(
+                    f"feature rows are not aligned with the item ids: row {row} holds {ids[row]!r}, "
+                    f"item index {row} is {expected[row]!r} ({len(differ)} rows differ)"
+                )
 
     @abstractmethod
     def _fit(self, train: sp.csr_matrix, features: Any | None, valid: sp.csr_matrix | None) -> None:
         """Learn from the binary train matrix (and valid, for early stopping)."""
 
     @abstractmethod
-    def score(self, users: np.ndarray) -> np.ndarray:
-        """``(len(users), n_items)`` float32 scores, higher = better (training items not masked)."""
+    def score(self, users: np.ndarray, user_items: sp.csr_matrix | None = None) -> np.ndarray:
+        """``(len(users), n_items)`` float32 scores, higher = better (training items not masked).
+
+        ``user_items``: optional ``(len(users), n_items)`` CSR of the users' current histories,
+        rows aligned with ``users``; models that score from a history use it instead of the
+        training snapshot (new feedback counts without a retrain), others raise ModelError.
+        """
 
     def _check_fitted(self) -> None:
         if not self._fitted:
@@ -122,20 +183,55 @@ class Recommender(ABC):
             raise ModelError(f"user indices must be in [0, {self.n_users})")
         return index
 
+    def _history_rows(self, users: np.ndarray, user_items: sp.csr_matrix | None) -> sp.csr_matrix:
+        """The history rows to score from: ``user_items`` (checked, binarised) or the training rows.
+
+        With ``user_items`` the user indices are not looked up (an unknown user, e.g. ``-1``, is fine).
+        """
+        self._check_fitted()
+        if user_items is None:
+            return self.train_matrix[self._check_users(users)]
+        rows = as_csr(user_items)
+        n_users = len(np.asarray(users).ravel())
+        if rows.shape != (n_users, self.n_items):
+            raise ModelError(f"user_items has shape {rows.shape}, expected {(n_users, self.n_items)} (users x items)")
+        return rows
+
+    def _no_history_scoring(self, user_items: sp.csr_matrix | None) -> None:
+        if user_items is not None:
+            raise ModelError(
+                f"{self.name} scores from its training snapshot; it cannot score from new histories "
+                "(user_items) without a refit"
+            )
+
     def recommend(
-        self, users: np.ndarray, k: int = 10, exclude: sp.csr_matrix | None = None
+        self,
+        users: np.ndarray,
+        k: int = 10,
+        exclude: sp.csr_matrix | None = None,
+        candidates: np.ndarray | None = None,
+        user_items: sp.csr_matrix | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` items per user, best first: ``(items int64, scores float32)``, each ``(len(users), k)``.
 
         ``exclude`` is a ``(n_users, n_items)`` matrix (e.g. the training matrix) whose items are
-        never recommended to that user; slots left empty hold item ``-1``.
+        never recommended to that user; with ``user_items`` it is instead aligned with ``users``
+        (the same rows), and defaults to ``user_items`` itself. ``candidates`` (item indices)
+        restricts the ranking to those items. Slots left empty hold item ``-1``.
         """
-        from fusionrec.ranking.topk import as_score_tensor, mask_rows, top_k_items
+        from fusionrec.ranking.topk import as_score_tensor, keep_candidates, mask_rows, top_k_items
 
-        index = self._check_users(users)
-        scores = as_score_tensor(self.score(index))
-        if exclude is not None:
-            mask_rows(scores, (exclude if isinstance(exclude, sp.csr_matrix) else sp.csr_matrix(exclude))[index])
+        if user_items is None:
+            index = self._check_users(users)
+            scores = as_score_tensor(self.score(index))
+            if exclude is not None:
+                mask_rows(scores, as_csr(exclude)[index])
+        else:
+            index = np.asarray(users, dtype=np.int64).ravel()
+            scores = as_score_tensor(self.score(index, user_items=user_items))
+            mask_rows(scores, as_csr(exclude if exclude is not None else user_items))
+        if candidates is not None:
+            keep_candidates(scores, candidates)
         return top_k_items(scores, k)
 
     # ----------------------------------------------------------------------- persistence
@@ -161,7 +257,10 @@ class Recommender(ABC):
         }
         (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
         save_arrays = cast(Any, np.savez)
-        save_arrays(out / WEIGHTS_FILE, **self._get_state())
+        state = self._get_state()
+        if self.uses_history:
+            state |= csr_to_state(HISTORY_PREFIX, self.train_matrix)
+        save_arrays(out / WEIGHTS_FILE, **state)
         return out
 
     @classmethod
@@ -174,7 +273,11 @@ class Recommender(ABC):
         model = cls.from_config(meta["config"])
         model.n_users, model.n_items = int(meta["n_users"]), int(meta["n_items"])
         with np.load(root / WEIGHTS_FILE, allow_pickle=False) as weights:
-            model._set_state({key: weights[key] for key in weights.files})
+            state = {key: weights[key] for key in weights.files}
+        if cls.uses_history:
+            model.train_matrix = csr_from_state(HISTORY_PREFIX, state)
+            state = {k: v for k, v in state.items() if not k.startswith(HISTORY_PREFIX + "_")}
+        model._set_state(state)
         model._fitted = True
         return model
 
@@ -214,8 +317,14 @@ def csr_from_state(prefix: str, state: dict[str, np.ndarray]) -> sp.csr_matrix:
 
 @runtime_checkable
 class SupportsVectors(Protocol):
-    """A factorised model: ``score = user_vectors() @ item_vectors().T`` (inner product), so an
-    ANN index can serve it."""
+    """A factorised model whose ``score`` is exactly ``measure(user_vectors(), item_vectors())``,
+    so an ANN index serves what ``score`` ranks.
+
+    ``vector_measure`` is ``"inner_product"`` or ``"cosine"``; a model with item biases folds
+    them into the vectors (a constant 1 in the user vector, the bias in the item vector).
+    """
+
+    vector_measure: str
 
     def user_vectors(self) -> np.ndarray:
         """``(n_users, d)`` float32."""

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from fusionrec.errors import ModelError
-from fusionrec.models.base import ModelConfig, Recommender, csr_from_state, csr_to_state, empty_csr
+from fusionrec.models.base import ModelConfig, Recommender, empty_csr
 
 
 class EASEConfig(ModelConfig):
@@ -34,6 +34,7 @@ class EASE(Recommender):
 
     name = "ease"
     config_class = EASEConfig
+    uses_history = True
 
     def __init__(self, *, l2: float = 500.0, dtype: Literal["float32", "float64"] = "float32") -> None:
         self.l2, self.dtype = l2, dtype
@@ -47,18 +48,16 @@ class EASE(Recommender):
         weights = precision / (-np.diag(precision))[None, :]
         weights[np.diag_indices_from(weights)] = 0.0
         self.weights = np.ascontiguousarray(weights, dtype=np.float32)
-        self.train_matrix = train
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        index = self._check_users(users)
-        return np.asarray(self.train_matrix[index] @ self.weights, dtype=np.float32)
+    def score(self, users: np.ndarray, user_items: sp.csr_matrix | None = None) -> np.ndarray:
+        """``x_u B`` for each user's history row (the training row, or ``user_items``: exact, no refit)."""
+        return np.asarray(self._history_rows(users, user_items) @ self.weights, dtype=np.float32)
 
     def _get_state(self) -> dict[str, np.ndarray]:
-        return {"weights": self.weights} | csr_to_state("train", self.train_matrix)
+        return {"weights": self.weights}
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.weights = state["weights"]
-        self.train_matrix = csr_from_state("train", state)
 
 
 def _spd_inverse(matrix: np.ndarray) -> np.ndarray:

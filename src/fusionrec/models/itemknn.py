@@ -9,9 +9,9 @@ import scipy.sparse as sp
 import torch
 from pydantic import Field
 
-from fusionrec.ranking.topk import top_k_items
 from fusionrec.models.base import ModelConfig, Recommender, csr_from_state, csr_to_state
 from fusionrec.models.base import empty_csr as _empty_csr
+from fusionrec.ranking.topk import top_k_items
 
 
 class ItemKNNConfig(ModelConfig):
@@ -31,6 +31,7 @@ class ItemKNN(Recommender):
 
     name = "itemknn"
     config_class = ItemKNNConfig
+    uses_history = True
 
     def __init__(self, *, k: int = 100, shrink: float = 10.0, block_mb: int = 64) -> None:
         self.k, self.shrink, self.block_mb = k, shrink, block_mb
@@ -60,15 +61,14 @@ class ItemKNN(Recommender):
         self.similarity = sp.csr_matrix(
             (np.concatenate(vals), (neighbours, targets)), shape=(n_items, n_items), dtype=np.float32
         )
-        self.train_matrix = train
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        index = self._check_users(users)
-        return np.asarray((self.train_matrix[index] @ self.similarity).toarray(), dtype=np.float32)
+    def score(self, users: np.ndarray, user_items: sp.csr_matrix | None = None) -> np.ndarray:
+        """Sum of neighbour similarities over each user's history (training row or ``user_items``)."""
+        rows = self._history_rows(users, user_items)
+        return np.asarray((rows @ self.similarity).toarray(), dtype=np.float32)
 
     def _get_state(self) -> dict[str, np.ndarray]:
-        return csr_to_state("similarity", self.similarity) | csr_to_state("train", self.train_matrix)
+        return csr_to_state("similarity", self.similarity)
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.similarity = csr_from_state("similarity", state)
-        self.train_matrix = csr_from_state("train", state)

@@ -26,9 +26,11 @@ class MostPop(Recommender):
     def _fit(self, train: sp.csr_matrix, features: Any | None, valid: sp.csr_matrix | None) -> None:
         self.item_counts = np.asarray(train.sum(axis=0), dtype=np.float32).ravel()
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        index = self._check_users(users)
-        return np.tile(self.item_counts, (len(index), 1))
+    def score(self, users: np.ndarray, user_items: sp.csr_matrix | None = None) -> np.ndarray:
+        """The popularity row for every user (a history, ``user_items``, changes nothing)."""
+        n_rows = len(self._check_users(users)) if user_items is None else len(np.asarray(users).ravel())
+        self._check_fitted()
+        return np.tile(self.item_counts, (n_rows, 1))
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"item_counts": self.item_counts}
