@@ -48,7 +48,7 @@ def train_and_evaluate(
 
     model = build_model(name, dict(config) if config else None)
     start = time.perf_counter()
-    model.fit(split.train, features=features, valid=split.valid)
+    model.fit(split.train, features=features, valid=split.valid, item_ids=split.item_map.ids)
     train_time = time.perf_counter() - start
     result = Evaluator(ks=k).evaluate(model, split, on=on)
     history = getattr(model, "history_", None)

@@ -12,14 +12,15 @@ import inspect
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from fusionrec.data.schema import Interactions
 from fusionrec.errors import ModelError, NotFittedError
+from fusionrec.ranking.keys import check_valid_metric
 
 CONFIG_FILE = "model.json"
 WEIGHTS_FILE = "weights.npz"
@@ -40,6 +41,10 @@ class ModelConfig(BaseModel):
     """Base of every model's typed hyper-parameters; unknown keys are rejected."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+#: A ``recall@20``-style early-stopping metric, rejected when the config is validated.
+ValidMetric = Annotated[str, AfterValidator(check_valid_metric)]
 
 
 def as_csr(data: Interactions | sp.spmatrix | sp.sparray) -> sp.csr_matrix:
