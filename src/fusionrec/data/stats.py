@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,15 @@ class DatasetStats(BaseModel):
     rating_histogram: dict[str, int]
     time_range: tuple[str, str] | None
     modality_coverage: dict[str, float]
+
+
+def utc_text(seconds: int) -> str:
+    """Epoch seconds as ``YYYY-MM-DD HH:MM:SS`` UTC, on any platform (no C ``gmtime``); a time outside
+    years 1..9999 (loaders reject those, but a Dataset can be built by hand) as ``<seconds> s (out of range)``."""
+    try:
+        return (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, ValueError):
+        return f"{seconds} s (out of range)"
 
 
 def _quantiles(counts: np.ndarray) -> dict[str, float]:
@@ -77,12 +86,7 @@ def dataset_stats(dataset: Dataset) -> DatasetStats:
         histogram = {f"[{a:.3g}, {b:.3g})": int(c) for a, b, c in zip(edges[:-1], edges[1:], hist, strict=True)}
     time_range = None
     if inter.timestamp is not None and len(inter):
-        lo, hi = int(inter.timestamp.min()), int(inter.timestamp.max())
-        fmt = "%Y-%m-%d %H:%M:%S"
-        time_range = (
-            datetime.fromtimestamp(lo, tz=timezone.utc).strftime(fmt),
-            datetime.fromtimestamp(hi, tz=timezone.utc).strftime(fmt),
-        )
+        time_range = (utc_text(int(inter.timestamp.min())), utc_text(int(inter.timestamp.max())))
     n_active_u, n_active_i = len(active_users), len(active_items)
     density = len(inter) / (n_active_u * n_active_i) if n_active_u and n_active_i else 0.0
     return DatasetStats(

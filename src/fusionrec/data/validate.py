@@ -6,8 +6,10 @@ Policy (what happens to a bad row; `--strict` turns every *error* into a fatal D
 |------------------------|----------|----------------------------------------------------------|
 | malformed_row          | error    | row skipped (wrong field count, unparsable JSON)          |
 | missing_value          | error    | row skipped (no user or item id)                          |
-| unparsable_number      | error    | row skipped (rating/time not a number)                    |
+| unparsable_number      | error    | row skipped (rating/time not a number, rating inf/-inf,   |
+|                        |          | a non-integer id where ids are integers, e.g. MovieLens)  |
 | rating_out_of_range    | error    | row skipped                                               |
+| time_out_of_range      | error    | row skipped (epoch seconds outside years 1..9999)         |
 | duplicate_interaction  | warning  | later copies of a (user, item, time) dropped, first kept  |
 | unknown_item           | warning  | item added to the catalog with no content (masked)        |
 | duplicate_item         | warning  | later catalog rows with the same id dropped               |
@@ -16,7 +18,14 @@ Policy (what happens to a bad row; `--strict` turns every *error* into a fatal D
 | bad_encoding           | warning  | line decoded with the fallback encoding                   |
 | unparsable_attribute   | warning  | numeric attribute value cleared (attribute masked)        |
 
-Where: ``row`` is the 1-based line of a text file, or the 1-based row of a Parquet file.
+Where: ``row`` is the 1-based line of a text file, or the 1-based row of a Parquet file. A row
+whose quoted field spans lines is at the line where it starts; lines holding only whitespace are
+ignored like empty ones. ``nan``/``NA`` values count as missing (``missing_value``).
+
+Not row-level, so always a DataError naming the file (strict or not): a file with no interaction
+left (``no interactions in the file (no data rows)``, or ``no interactions kept: all N rows were
+rejected; first: ...``), a truncated or corrupt ``.gz`` (with the line its readable part reaches),
+and an MMRec feature matrix whose row count does not match the items.
 """
 
 from __future__ import annotations
@@ -36,12 +45,14 @@ ERROR_KINDS = {
     "missing_value",
     "unparsable_number",
     "rating_out_of_range",
+    "time_out_of_range",
 }
 ACTIONS = {
     "malformed_row": "skipped",
     "missing_value": "skipped",
     "unparsable_number": "skipped",
     "rating_out_of_range": "skipped",
+    "time_out_of_range": "skipped",
     "duplicate_interaction": "dropped (first kept)",
     "unknown_item": "added to catalog, no content",
     "duplicate_item": "dropped (first kept)",

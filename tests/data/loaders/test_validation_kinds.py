@@ -66,6 +66,14 @@ def test_rating_out_of_range(tmp_path: Path) -> None:
     assert dataset.interactions.weight.tolist() == [5.0]
 
 
+def test_time_out_of_range(tmp_path: Path) -> None:
+    dataset, report = _load(tmp_path, "user_id,item_id,rating,ts\nu1,i1,5,1\nu1,i2,4,1700000000000\n")
+    assert str(only_issue(report, "time_out_of_range")) == (
+        f"{_where(tmp_path, 'ratings.csv', 3, 'timestamp')}: time 1700000000000 is not epoch seconds "
+        "within years 1..9999 (milliseconds?)")
+    assert dataset.interactions.timestamp is not None and dataset.interactions.timestamp.tolist() == [1]
+
+
 def test_duplicate_interaction(tmp_path: Path) -> None:
     dataset, report = _load(tmp_path, "user_id,item_id,rating,ts\nu1,i1,5,1\nu1,i1,2,1\nu1,i1,4,9\n")
     issue = only_issue(report, "duplicate_interaction")

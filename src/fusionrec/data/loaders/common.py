@@ -1,5 +1,5 @@
-"""Shared mechanics of every loader: decoding with line-level encoding checks, delimited reading
-with line numbers, vectorised cleaning of interaction rows, and assembly into a Dataset.
+"""Shared mechanics of every loader: vectorised cleaning of interaction rows and assembly into a
+Dataset (decoding and delimited reading with line numbers are in :mod:`.reading`, re-exported here).
 
 Every loader reads its layout into plain pandas frames (string ids, raw rating/time values and the
 source line of each row) and hands them to :func:`clean_interactions` and :func:`assemble_dataset`,
@@ -8,178 +8,20 @@ so the validation policy documented in :mod:`fusionrec.data.validate` is applied
 
 from __future__ import annotations
 
-import csv
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
+from fusionrec.data.loaders.reading import read_delimited, read_utf8, require_file
 from fusionrec.data.schema import Dataset, IdMap, Interactions, ItemColumns, UserColumns
 from fusionrec.data.validate import ValidationReport
 from fusionrec.errors import DataError
 
-
-def require_file(path: Path) -> Path:
-    if not path.exists():
-        raise DataError("file not found", file=str(path))
-    if not path.is_file():
-        raise DataError("not a regular file", file=str(path))
-    return path
-
-
-def read_utf8(
-    path: Path,
-    report: ValidationReport,
-    *,
-    encoding: str = "utf-8",
-    fallback: str = "latin-1",
-    field_of: Callable[[int, bytes, int], str | None] | None = None,
-) -> bytes:
-    """File content as UTF-8 bytes. Lines that are not valid ``encoding`` are reported
-    (``bad_encoding``, with their line number and, given ``field_of(line_number, line, byte_offset)``, the
-    column) and decoded with ``fallback`` instead."""
-    raw = require_file(path).read_bytes()
-    if path.suffix == ".gz":
-        import gzip
-
-        raw = gzip.decompress(raw)
-    if encoding.lower().replace("-", "") in ("latin1", "iso88591", "cp1252"):
-        return raw.decode(encoding).encode("utf-8")
-    is_utf8 = encoding.lower().replace("-", "") == "utf8"
-    if is_utf8 and raw.isascii():  # valid as is; checked without decoding the whole file
-        return raw
-    try:
-        raw.decode(encoding)
-        return raw if is_utf8 else raw.decode(encoding).encode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    fixed = []
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            fixed.append(line.decode(encoding))
-        except UnicodeDecodeError as exc:
-            report.add(
-                "bad_encoding",
-                f"byte {exc.start}: not valid {encoding}; decoded as {fallback}",
-                file=str(path),
-                row=number,
-                column=field_of(number, line, exc.start) if field_of is not None else None,
-            )
-            fixed.append(line.decode(fallback, errors="replace"))
-    return "\n".join(fixed).encode("utf-8")
-
-
-def read_delimited(
-    path: Path,
-    report: ValidationReport,
-    *,
-    delimiter: str = ",",
-    column_names: list[str] | None = None,
-    encoding: str = "utf-8",
-    quoting: bool = True,
-    string_columns: list[str] | None = None,
-    categorical_columns: list[str] | None = None,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Read a CSV/TSV (or ``::``-separated) file with pyarrow.
-
-    Returns the frame and the 1-based source line of each row. Rows with the wrong number of
-    fields are reported as ``malformed_row`` (with their line) and skipped. ``column_names``
-    given means the file has no header line. ``string_columns`` are kept as strings (ids);
-    those also in ``categorical_columns`` come back as a Categorical of the same strings
-    (dictionary-encoded while parsing: no Python string per row).
-    """
-    field_of = _field_namer(path, delimiter, column_names, quoting)
-    data = read_utf8(path, report, encoding=encoding, field_of=field_of)
-    if len(delimiter) > 1:  # e.g. MovieLens-1M's "::": map to a byte that never occurs in text
-        data = data.replace(delimiter.encode(), b"\x1f")
-        delimiter = "\x1f"
-    bad_lines: list[int] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        line = int(row.number) if row.number is not None else -1
-        bad_lines.append(line)
-        report.add(
-            "malformed_row",
-            f"expected {row.expected_columns} fields, found {row.actual_columns}: {row.text[:80]!r}",
-            file=str(path),
-            row=line if line > 0 else None,
-        )
-        return "skip"
-
-    convert = pacsv.ConvertOptions(
-        column_types={
-            c: pa.dictionary(pa.int32(), pa.string()) if c in (categorical_columns or []) else pa.string()
-            for c in (string_columns or [])
-        },
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
-    try:
-        table = pacsv.read_csv(
-            pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(
-                use_threads=False, column_names=column_names, block_size=1 << 24
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=delimiter, quote_char='"' if quoting else False, invalid_row_handler=on_invalid
-            ),
-            convert_options=convert,
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise DataError(f"cannot parse as delimited text: {exc}", file=str(path)) from exc
-    frame = table.to_pandas()
-    header = 0 if column_names is not None else 1
-    lines = _data_line_numbers(data, len(frame), header, bad_lines)
-    report.rows_read += len(frame) + len(bad_lines)
-    return frame, lines
-
-
-def _field_namer(
-    path: Path, delimiter: str, column_names: list[str] | None, quoting: bool
-) -> Callable[[int, bytes, int], str | None]:
-    """``(line number, raw line, byte offset) -> column name`` of the field holding that byte (for
-    bad_encoding); None on the header line."""
-    names = column_names
-    if names is None:
-        with require_file(path).open("rb") as handle:
-            header = handle.readline()
-        if path.suffix == ".gz":
-            header = b""
-        names = [n.strip().strip('"') for n in header.decode("utf-8", errors="replace").rstrip("\r\n").split(delimiter)]
-
-    def field_of(number: int, line: bytes, offset: int) -> str | None:
-        if column_names is None and number == 1:
-            return None
-        prefix = line[:offset].decode("latin-1")
-        if quoting and '"' in prefix and len(delimiter) == 1:
-            index = len(next(csv.reader([prefix], delimiter=delimiter))) - 1
-        else:
-            index = prefix.count(delimiter)
-        return names[index] if 0 <= index < len(names) and names[index] else None
-
-    return field_of
-
-
-def _data_line_numbers(data: bytes, n_rows: int, header: int, bad_lines: list[int]) -> np.ndarray:
-    """Source line of each parsed row: every line that is not the header, skipped or empty."""
-    if b"\n\n" in data or data.startswith(b"\n") or b"\n\r\n" in data:
-        starts = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-        ends = np.append(starts, len(data))
-        begins = np.insert(starts + 1, 0, 0)
-        empty = (ends - begins) <= 1
-        line_numbers = np.arange(1, len(begins) + 1)[~empty]
-    elif not bad_lines:  # every line after the header is a row: no filtering needed
-        return np.arange(header + 1, max(header + 1, min(data.count(b"\n") + 2, header + 1 + n_rows)))
-    else:
-        line_numbers = np.arange(1, data.count(b"\n") + 2)
-    line_numbers = line_numbers[line_numbers > header]
-    if bad_lines:
-        line_numbers = line_numbers[~np.isin(line_numbers, np.asarray(bad_lines))]
-    return line_numbers[:n_rows]
+EPOCH_RANGE = (-62_135_596_800, 253_402_300_799)  # epoch seconds of 0001-01-01 .. 9999-12-31 23:59:59 UTC
+__all__ = ["EPOCH_RANGE", "assemble_dataset", "clean_interactions", "id_codes", "read_delimited", "read_utf8", "require_file",
+           "resolve"]
 
 
 def _as_id_strings(column: pd.Series) -> pd.Series:
@@ -249,13 +91,16 @@ def clean_interactions(
     rating_range: tuple[float, float] | None = None,
     time_format: str | None = None,
     categorical_ids: bool = False,
+    integer_ids: bool = False,
 ) -> pd.DataFrame:
     """Validate raw interaction rows (vectorised) and return the kept ones.
 
     ``raw`` has columns ``user``, ``item`` and optionally ``rating`` and ``timestamp`` (numbers
     or strings). Returns columns ``user``/``item`` (str; with ``categorical_ids`` a Categorical of
     str, which :func:`assemble_dataset` maps to indices without hashing every row), ``weight``
-    (float32), ``timestamp`` (int64 seconds, if given) and ``line``.
+    (float32), ``timestamp`` (int64 seconds, if given) and ``line``. With ``integer_ids`` an id that
+    is not an integer is an ``unparsable_number`` (checked once per distinct id). A rating must be
+    finite; epoch times must lie in :data:`EPOCH_RANGE` (``time_out_of_range``).
     """
     codes: dict[str, np.ndarray] = {}
     ids: dict[str, np.ndarray] = {}
@@ -265,6 +110,11 @@ def clean_interactions(
         missing = codes[column] < 0
         report.add_rows("missing_value", lines[missing], None, f"no {column} id", file=file, column=column)
         keep &= ~missing
+        if integer_ids:
+            bad = np.append(_not_integers(ids[column]), False)[codes[column]] & keep
+            report.add_rows("unparsable_number", lines[bad], ids[column][codes[column][bad]],
+                            f"{column} id {{value!r}} is not an integer", file=file, column=column)
+            keep &= ~bad
     out = pd.DataFrame({"line": lines})
 
     if "rating" in raw:
@@ -276,6 +126,10 @@ def clean_interactions(
         missing = ~given & keep
         report.add_rows("missing_value", lines[missing], None, "no rating", file=file, column="rating")
         keep &= ~np.isnan(values)
+        infinite = np.isinf(values) & keep
+        report.add_rows("unparsable_number", lines[infinite], values[infinite],
+                        "rating {value:g} is not a finite number", file=file, column="rating")
+        keep &= ~infinite
         if rating_range is not None:
             lo, hi = rating_range
             out_of_range = keep & ((values < lo) | (values > hi))
@@ -287,11 +141,17 @@ def clean_interactions(
         out["weight"] = np.float32(1.0)
 
     if "timestamp" in raw:
-        seconds, bad = _parse_time(raw["timestamp"], time_format)
+        seconds, bad, out_of_range = _parse_time(raw["timestamp"], time_format)
         bad &= keep
         report.add_rows("unparsable_number", lines[bad], raw["timestamp"].to_numpy()[bad],
                         "time {value!r} is not a number or date", file=file, column="timestamp")
         keep &= ~bad
+        out_of_range &= keep
+        shown = raw["timestamp"].to_numpy()[out_of_range][: report.max_examples_per_kind]
+        report.add_rows("time_out_of_range", lines[out_of_range], [_plain_number(v) for v in shown],
+                        "time {value} is not epoch seconds within years 1..9999 (milliseconds?)",
+                        file=file, column="timestamp")
+        keep &= ~out_of_range
         out["timestamp"] = seconds
 
     has_time = "timestamp" in out
@@ -323,18 +183,39 @@ def clean_interactions(
     return out
 
 
-def _parse_time(column: pd.Series, time_format: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Seconds since the epoch (int64) and a mask of unparsable values (missing counts as bad)."""
+def _plain_number(value: object) -> object:
+    """A float for messages: integral ones below 1e16 as an int (``1e14`` -> ``100000000000000``),
+    others as ``%g`` (``-1e+300``)."""
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return int(number) if abs(number) < 1e16 and number == round(number) else f"{number:g}"
+    return value
+
+
+def _not_integers(ids: np.ndarray) -> np.ndarray:
+    """Mask of the (distinct, str) ids that are not written as an integer."""
+    if len(ids) == 0:
+        return np.zeros(0, dtype=bool)
+    return ~pd.Series(ids, dtype=object).str.fullmatch(r"[+-]?\d+").to_numpy(dtype=bool)
+
+
+def _parse_time(column: pd.Series, time_format: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seconds since the epoch (int64), a mask of unparsable values (missing counts as bad) and one
+    of epoch numbers outside :data:`EPOCH_RANGE` (inf included); both masked rows hold 0."""
     numbers = pd.to_numeric(column, errors="coerce")
     # Epoch numbers when most present values are numbers (the rest are then bad), else dates.
     if time_format is None and 2 * int(numbers.notna().sum()) >= int(column.notna().sum()):
         bad = numbers.isna().to_numpy().copy()
-        return numbers.fillna(0).to_numpy().astype(np.int64), bad
+        as_float = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        out_of_range = ~bad & ~((as_float >= EPOCH_RANGE[0]) & (as_float <= EPOCH_RANGE[1]))
+        drop = bad | out_of_range
+        exact = numbers.to_numpy() if numbers.dtype.kind == "i" else as_float  # int64 as is: no rounding
+        return np.where(drop, 0, exact).astype(np.int64), bad, out_of_range
     dates = pd.to_datetime(column, format=time_format, errors="coerce", utc=True)
     bad = dates.isna().to_numpy().copy()
     # pandas 3 infers the resolution (s/ms/us/ns): convert to seconds explicitly, not via int64 // 1e9.
     seconds = dates.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64)
-    return np.where(bad, 0, seconds).astype(np.int64), bad
+    return np.where(bad, 0, seconds).astype(np.int64), bad, np.zeros(len(bad), dtype=bool)
 
 
 def assemble_dataset(
@@ -357,8 +238,15 @@ def assemble_dataset(
     """Map ids to indices and check the catalog: duplicates, unknown items, missing files, empty text.
 
     ``items`` has ``item_id`` plus modality columns; ``interactions`` comes from
-    :func:`clean_interactions`. Unknown items are appended to the catalog with no content.
+    :func:`clean_interactions`. Unknown items are appended to the catalog with no content. No
+    interaction left is a DataError naming ``interactions_file`` (an empty dataset is never saved).
     """
+    if len(interactions) == 0:
+        errors = [issue for issue in report.issues() if issue.severity == "error"]
+        if report.rows_read == 0 or not errors:
+            raise DataError("no interactions in the file (no data rows)", file=interactions_file)
+        raise DataError(f"no interactions kept: all {report.rows_read:,} rows were rejected; first: {errors[0]}",
+                        file=interactions_file)
     items = items.copy()
     items["item_id"] = _as_id_strings(items["item_id"])
     item_lines = np.arange(2, len(items) + 2) if item_lines is None else np.asarray(item_lines)

@@ -40,8 +40,7 @@ def load_mmrec(source: Path, *, name: str | None = None) -> tuple[Dataset, Valid
 
     features = {key: folder / file for key, file in FEATURE_FILES.items() if (folder / file).is_file()}
     rows = {key: _npy_rows(path) for key, path in features.items()}
-    if len(set(rows.values())) > 1:
-        raise DataError(f"feature matrices have different numbers of rows: {rows}", file=str(folder))
+    check_feature_rows(features, rows, interactions, inter_path)
     items = _dense_table(interactions["item"], "item_id", next(iter(rows.values()), None))
     users = _dense_table(interactions["user"], "user_id", None)
     for table, mapping, label in ((items, "i_id_mapping.csv", "itemID"), (users, "u_id_mapping.csv", "userID")):
@@ -142,6 +141,33 @@ def read_inter(
                     "x_label {value!r} is not 0 (train), 1 (valid) or 2 (test)", file=str(path), column="x_label")
     keep = ~bad
     return raw[keep].reset_index(drop=True), lines[keep], values[keep].astype(np.int8)
+
+
+def check_feature_rows(
+    features: dict[str, Path], rows: dict[str, int], interactions: pd.DataFrame, inter_path: Path
+) -> None:
+    """Row ``i`` of every feature matrix is itemID ``i``: the matrices must have the same number of
+    rows, and every itemID must be an integer below it. Else a DataError naming the feature file,
+    its row count and the other count (and the line of the first itemID that does not fit)."""
+    if not features:
+        return
+    key, path = next(iter(features.items()))
+    n_rows = rows[key]
+    for other, other_path in features.items():
+        if rows[other] != n_rows:
+            raise DataError(f"feature matrices have different numbers of rows: {path.name} has {n_rows}, "
+                            f"{other_path.name} has {rows[other]} (one row per item expected)", file=str(path))
+    first = interactions.drop_duplicates("item")
+    numbers = pd.to_numeric(first["item"], errors="coerce").to_numpy(dtype=np.float64)
+    fits = (numbers >= 0) & (numbers < n_rows) & (numbers == np.round(numbers))
+    if fits.all():
+        return
+    integral = numbers[~np.isnan(numbers) & (numbers == np.round(numbers)) & (numbers >= 0)]
+    n_items = int(integral.max()) + 1 if len(integral) else 0
+    at = int(np.flatnonzero(~fits)[0])
+    raise DataError(f"has {n_rows} rows (row i = itemID i) but {inter_path.name} has {n_items} items: itemID "
+                    f"{first['item'].iat[at]!r} at line {int(first['line'].to_numpy()[at])} has no feature row",
+                    file=str(path))
 
 
 def _npy_rows(path: Path) -> int:

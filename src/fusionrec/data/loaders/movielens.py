@@ -10,6 +10,7 @@
 Item text columns: ``title``, ``genres_text`` and, when present, ``director``, ``plot`` (OMDb) or
 ``tags`` (aggregated free-text tags). ``genres`` is a multi-valued attribute, ``year`` (from the
 title) numeric. Users' ``gender``/``occupation`` are categorical and ``age`` numeric profile columns.
+User and movie ids in the ratings file must be integers (else ``unparsable_number``, row skipped).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def load_movielens(
               "ml-latest": _read_latest}[layout]
     parts = reader(folder, report)
     interactions = clean_interactions(parts.raw, parts.lines, report, file=str(parts.interactions_file),
-                                      rating_range=parts.rating_range)
+                                      rating_range=parts.rating_range, integer_ids=True)
     items, text = parts.items, list(parts.text)
     items["year"] = _year_from_title(items["title"])
     text += _add_omdb_info(folder, items, report)
