@@ -158,7 +158,7 @@ def run_speed(args: argparse.Namespace) -> None:
 
 
 def run_joint(args: argparse.Namespace) -> None:
-    from fusionrec.features.joint import evaluate_joint_space
+    from fusionrec.fusion.joint import evaluate_joint_space
 
     dataset = load_ml1m()
     config = FeaturesConfig()

@@ -14,9 +14,10 @@ from PIL import Image
 
 from fusionrec.data.schema import ItemColumns
 from fusionrec.errors import DataError
+from fusionrec.features.config import ImageEncoderConfig
 from fusionrec.features.extract import FeaturesConfig, extract_features
 from fusionrec.features.files import DecodeError
-from fusionrec.features.image import ImageEncoderConfig, ImagePreprocess, load_image_encoder
+from fusionrec.features.image import ImagePreprocess, load_image_encoder
 
 from .conftest import gradient_image, make_dataset
 

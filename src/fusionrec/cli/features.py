@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,7 +15,7 @@ from fusionrec.cli.app import app, console, friendly_errors
 if TYPE_CHECKING:
     from fusionrec.data.schema import Dataset
     from fusionrec.features.base import ExtractionReport
-    from fusionrec.features.extract import FeaturesConfig
+    from fusionrec.features.config import FeaturesConfig
 
 
 def summary_table(reports: dict[str, ExtractionReport], title: str = "Features") -> Table:
@@ -54,12 +56,17 @@ def masked_table(reports: dict[str, ExtractionReport], limit: int = 10) -> Table
 
 
 def _quiet_model_loading() -> None:
-    """Hide Hugging Face's per-load weight progress bars; ours shows items/s."""
-    try:
+    """Hide Hugging Face's per-load weight progress bars; ours shows items/s.
+
+    Without importing transformers (seconds of start-up a cached run does not need): the
+    environment variable is read when it is imported, and only then.
+    """
+    if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
-    except ImportError:  # pragma: no cover - the features extra is not installed
-        return
-    hf_logging.disable_progress_bar()
+
+        hf_logging.disable_progress_bar()
+    else:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _load_dataset(path: Path, source: str | None) -> Dataset:
@@ -83,7 +90,7 @@ def _build_config(
     workers: int | None,
 ) -> FeaturesConfig:
     from fusionrec.config import load_yaml_config
-    from fusionrec.features.extract import FeaturesConfig
+    from fusionrec.features.config import FeaturesConfig
 
     config = load_yaml_config(config_file, FeaturesConfig) if config_file else FeaturesConfig()
     section = getattr(config, modality, None)

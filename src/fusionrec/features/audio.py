@@ -22,26 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
 
-from fusionrec.config import StrictModel
 from fusionrec.errors import DataError, ModelError
 from fusionrec.features.base import EncodedBatch, make_fingerprint
+from fusionrec.features.config import AudioEncoderConfig
 from fusionrec.features.files import DecodeError, stream_decoded
 
 AUDIO_IMPL_VERSION = 1
 SAMPLE_RATE = 16_000
 WINDOW_SECONDS = 30
 FRAMES_PER_SECOND = 50  # Whisper encoder output: 1500 frames per 30 s window
-
-
-class AudioEncoderConfig(StrictModel):
-    """Settings of the audio encoder (YAML ``features.audio``)."""
-
-    encoder: str = Field(default="whisper-tiny", description="'whisper-tiny' or a CTranslate2 Whisper folder")
-    batch_size: int = Field(default=8, ge=1)
-    max_seconds: float = Field(default=300.0, gt=0, description="only the first max_seconds of a clip")
-    compute_type: str = Field(default="int8", description="CTranslate2 compute type: int8, float32, ...")
 
 
 def audio_available() -> bool:

@@ -44,6 +44,15 @@ class Encoder(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class EncoderSignature:
+    """What the cache needs to know of an encoder without running it: fingerprint, dim and name."""
+
+    fingerprint: str
+    dim: int
+    name: str
+
+
 @dataclass
 class EncodedBatch:
     """What a streaming encoder yields: vectors for some positions, failures for others.

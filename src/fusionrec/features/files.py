@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader
 
 from fusionrec.features.store import content_key
 
@@ -77,6 +76,8 @@ def stream_decoded(
     workers: int,
 ) -> Iterator[DecodedBatch]:
     """Batches of decoded files, decoded by ``workers`` processes (0 = in this process)."""
+    from torch.utils.data import DataLoader
+
     loader: DataLoader[Any] = DataLoader(
         _DecodedFiles([str(p) for p in paths], decode, fingerprint),  # type: ignore[arg-type]
         batch_size=batch_size,

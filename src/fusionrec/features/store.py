@@ -146,6 +146,11 @@ class FeatureStore:
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
+        self._open: dict[tuple[str, int], CacheNamespace] = {}
 
     def namespace(self, fingerprint: str, dim: int) -> CacheNamespace:
-        return CacheNamespace(self.root / fingerprint_digest(fingerprint), fingerprint, dim)
+        """The namespace of ``fingerprint`` (opened, i.e. read from disk, once per store object)."""
+        key = (fingerprint, dim)
+        if key not in self._open:
+            self._open[key] = CacheNamespace(self.root / fingerprint_digest(fingerprint), fingerprint, dim)
+        return self._open[key]

@@ -23,22 +23,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field
 
-from fusionrec.config import StrictModel
 from fusionrec.data.schema import Dataset
 from fusionrec.features.base import FeatureSet, ModalityFeatures, Provenance, make_fingerprint, now_iso
+from fusionrec.features.config import AttributesConfig
 
 OTHER = "<other>"
-
-
-class AttributesConfig(StrictModel):
-    """Item attribute / user profile encoding (YAML ``features.attributes``)."""
-
-    categorical: Literal["onehot", "hash"] = "onehot"
-    hash_dim: int = Field(default=64, ge=2)
-    min_count: int = Field(default=1, ge=1, description="rarer categories share an '<other>' column")
-    max_categories: int = Field(default=1000, ge=1)
 
 
 def _missing(value: Any) -> bool:

