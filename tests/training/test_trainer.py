@@ -72,3 +72,74 @@ def test_divergence_is_reported() -> None:
     truth = sp.csr_matrix(np.eye(3, dtype=np.float32))
     with pytest.raises(ModelError, match="diverged"):
         Trainer(epochs=2).fit(Diverging(truth, [True]), truth)
+
+
+class TwoGroups(Scripted):
+    """Two parameters, one per optimiser group, the second with learning rate 0 (frozen)."""
+
+    def __init__(self, truth: sp.csr_matrix) -> None:
+        super().__init__(truth, [True])
+        self.frozen = torch.nn.Parameter(torch.tensor([3.0]))
+        self.module.register_parameter("frozen", self.frozen)
+
+    def batch_loss(self, batch: int) -> torch.Tensor:
+        return (self.weight**2).sum() + (self.frozen**2).sum()
+
+    def parameter_groups(self) -> list[dict[str, object]]:
+        return [{"params": [self.weight]}, {"params": [self.frozen], "lr": 0.0}]
+
+
+def test_parameter_groups_set_their_own_learning_rate() -> None:
+    truth = sp.csr_matrix(np.eye(3, dtype=np.float32))
+    model = TwoGroups(truth)
+    Trainer(epochs=3, learning_rate=0.1).fit(model, truth)
+    assert float(model.weight.detach()) < 5.0 - 0.1, "the default-rate group did not move"
+    assert float(model.frozen.detach()) == 3.0, "the lr=0 group moved"
+    # without the hook: one group of every parameter, both move
+    plain = Scripted(truth, [True])
+    Trainer(epochs=1, learning_rate=0.1).fit(plain, truth)
+    assert float(plain.weight.detach()) < 5.0
+
+
+def test_parameter_groups_are_checked() -> None:
+    truth = sp.csr_matrix(np.eye(3, dtype=np.float32))
+
+    class Twice(TwoGroups):
+        def parameter_groups(self) -> list[dict[str, object]]:
+            return [{"params": [self.weight]}, {"params": [self.weight, self.frozen]}]
+
+    class Empty(TwoGroups):
+        def parameter_groups(self) -> list[dict[str, object]]:
+            return [{"lr": 0.1}]
+
+    with pytest.raises(ValueError, match="more than one group"):
+        Trainer(epochs=1).fit(Twice(truth), truth)
+    with pytest.raises(ValueError, match="no 'params'"):
+        Trainer(epochs=1).fit(Empty(truth), truth)
+
+
+def test_min_steps_holds_off_early_stopping() -> None:
+    truth = sp.csr_matrix(np.eye(4, 6, dtype=np.float32))
+    train = sp.csr_matrix(np.eye(4, 6, k=2, dtype=np.float32))
+    script = [False, True] + [False] * 30
+    # 2 batches per epoch: patience 3 alone stops at epoch 5; 20 steps hold it until epoch 10
+    history = Trainer(epochs=30, patience=3, min_steps=20, valid_metric="recall@1").fit(Scripted(truth, script), train, truth)
+    assert history.stopped_early and history.n_epochs == 10 and history.n_steps == 20 and history.best_epoch == 2
+    history = Trainer(epochs=30, patience=3, valid_metric="recall@1").fit(Scripted(truth, script), train, truth)
+    assert history.n_epochs == 5
+
+
+def test_training_imports_neither_models_nor_eval() -> None:
+    import ast
+    from pathlib import Path
+
+    import fusionrec.training
+
+    root = Path(fusionrec.training.__file__).parent
+    for source in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert not name.startswith(("fusionrec.models", "fusionrec.eval")), f"{source.name} imports {name}"

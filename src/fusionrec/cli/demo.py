@@ -30,12 +30,6 @@ from fusionrec.data.validate import ValidationReport
 
 DEFAULT_SHARED = Path("..") / "shared" / "data"
 
-# On large data (ML-1M): the benchmark's tuned values, which keep the demo to minutes on 2 cores.
-LARGE_DATA_CONFIGS: dict[str, dict[str, object]] = {
-    "bpr": {"reg": 5e-3, "batch_size": 8192, "epochs": 40},
-    "lightgcn": {"learning_rate": 0.05, "batch_size": 16384, "epochs": 15},
-}
-
 SAMPLE_MAPPING = TabularMapping(
     interactions="interactions.csv",
     items="items.csv",
@@ -120,8 +114,8 @@ def demo(
     from fusionrec.experiments.runner import run_baselines
 
     names = [m.strip() for m in models.split(",") if m.strip()]
-    tuned = LARGE_DATA_CONFIGS if len(split.train) > 200_000 else {}
-    configs = {name: {**tuned.get(name, {}), "seed": seed} for name in names if name in ("bpr", "lightgcn")}
+    # the iterative models run on their defaults (sized to the data), seeded like the split
+    configs = {name: {"seed": seed} for name in names if name in ("bpr", "lightgcn")}
     keys = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@20", "mrr@20"]
     run_baselines(split, models=names, k=(10, 20), console=console, configs=configs, keys=keys)
     timings["train + evaluate"] = time.perf_counter() - start

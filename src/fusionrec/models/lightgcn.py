@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import scipy.sparse as sp
 import torch
 from pydantic import Field
 
 from fusionrec.models.torch_base import FactorModel, FactorModelConfig
-from fusionrec.training.graph import normalized_adjacency, symmetric_spmm, to_torch_sparse
+from fusionrec.training.graph import SparseOperator, normalized_adjacency
 from fusionrec.training.losses import bpr_loss, l2_penalty
 
 
 class LightGCNConfig(FactorModelConfig):
     n_layers: int = Field(3, ge=0)
-    batch_size: int = Field(8192, ge=1)
     learning_rate: float = Field(1e-2, gt=0)
 
 
@@ -34,12 +33,15 @@ class LightGCN(FactorModel):
     Parameters
     ----------
     factors: embedding size.  n_layers: propagation steps ``L``.
-    reg, epochs, batch_size, learning_rate, patience, valid_metric, eval_every, init_std, seed,
-    verbose: as in :class:`~fusionrec.models.mf.BPRMF`.
+    reg, epochs, batch_size, learning_rate, patience, min_steps, valid_metric, eval_every,
+    init_std, seed, device, verbose: as in :class:`~fusionrec.models.mf.BPRMF` (the automatic
+    batch is twice as large: every batch propagates over the whole graph).
     """
 
     name = "lightgcn"
     config_class = LightGCNConfig
+    batches_per_epoch: ClassVar[int] = 32
+    max_auto_batch_size: ClassVar[int] = 16384
 
     def __init__(
         self,
@@ -48,27 +50,29 @@ class LightGCN(FactorModel):
         n_layers: int = 3,
         reg: float = 1e-4,
         epochs: int = 100,
-        batch_size: int = 8192,
+        batch_size: int | None = None,
         learning_rate: float = 1e-2,
         patience: int = 5,
+        min_steps: int = 1000,
         valid_metric: str = "recall@20",
         eval_every: int = 1,
         init_std: float = 0.1,
         seed: int = 0,
+        device: str = "cpu",
         verbose: bool = False,
     ) -> None:
         super().__init__()
         self.factors, self.n_layers, self.reg, self.init_std = factors, n_layers, reg, init_std
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
-        self.patience, self.valid_metric, self.eval_every = patience, valid_metric, eval_every
-        self.seed, self.verbose = seed, verbose
-        self._graph: torch.Tensor | None = None
+        self.patience, self.min_steps, self.valid_metric, self.eval_every = patience, min_steps, valid_metric, eval_every
+        self.seed, self.device, self.verbose = seed, device, verbose
+        self._graph: SparseOperator | None = None
 
     def _build_module(self) -> torch.nn.Module:
         return _Embeddings(self.n_users + self.n_items, self.factors, self.init_std)
 
     def _prepare_training(self, train: sp.csr_matrix, features: Any | None) -> None:
-        self._graph = to_torch_sparse(normalized_adjacency(train))
+        self._graph = SparseOperator.from_scipy(normalized_adjacency(train), self.training_device)
 
     def _release_training(self) -> None:
         self._graph = None
@@ -85,7 +89,7 @@ class LightGCN(FactorModel):
         layer = self._ego()
         total = layer
         for _ in range(self.n_layers):
-            layer = symmetric_spmm(self._graph, layer)
+            layer = self._graph.mm(layer)
             total = total + layer
         return total / (self.n_layers + 1)
 

@@ -1,16 +1,18 @@
-"""Shared plumbing of the PyTorch models: the trainer hook-up, state saving, pair batches."""
+"""Shared plumbing of the PyTorch models: the trainer hook-up, the device, state saving, pair batches."""
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from pydantic import Field
 
+from fusionrec.errors import ModelError
 from fusionrec.models.base import ModelConfig, Recommender
 from fusionrec.training.sampling import bpr_triples, interaction_keys
 from fusionrec.training.trainer import Trainer, TrainHistory
@@ -20,25 +22,65 @@ PARAM_PREFIX = "param."
 
 
 class FactorModelConfig(ModelConfig):
-    """Hyper-parameters every embedding model trained with BPR by the shared Trainer has."""
+    """Hyper-parameters every embedding model trained with BPR by the shared Trainer has.
+
+    The defaults are meant to work unchanged from a thousand interactions to millions:
+    ``batch_size=None`` sizes the batch to the data (:func:`auto_batch_size`), and early stopping
+    cannot fire before ``min_steps`` optimiser steps, so a small set (where an epoch is a few
+    batches) trains long enough and a large one stops on ``patience`` validations as before.
+    """
 
     factors: int = Field(64, ge=1)
     reg: float = Field(1e-4, ge=0)
     epochs: int = Field(100, ge=1)
-    batch_size: int = Field(4096, ge=1)
+    batch_size: int | None = Field(None, ge=1)
     learning_rate: float = Field(5e-3, gt=0)
     patience: int = Field(5, ge=1)
+    min_steps: int = Field(1000, ge=0)
     valid_metric: str = "recall@20"
     eval_every: int = Field(1, ge=1)
     init_std: float = Field(0.1, gt=0)
     seed: int = 0
+    device: str = "cpu"
     verbose: bool = False
+
+
+def auto_batch_size(n_pairs: int, batches_per_epoch: int, smallest: int = 128, largest: int = 16384) -> int:
+    """The power of two nearest ``n_pairs / batches_per_epoch`` (in log scale), within ``[smallest, largest]``:
+    small data gets batches small enough for several steps per epoch, large data large ones (fast epochs)."""
+    target = max(n_pairs / max(batches_per_epoch, 1), 1.0)
+    size = 2 ** round(math.log2(target))
+    return int(min(max(size, smallest), largest))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``torch.device(name)``, with a clear ModelError when it is unknown or not available here."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise ModelError(f"unknown torch device {name!r}: {exc}") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError(f"device {name!r} asked for, but CUDA is not available (torch {torch.__version__}); use device='cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ModelError(f"device {name!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelError(f"device {name!r} asked for, but MPS is not available; use device='cpu'")
+    return device
+
 
 class TripleBatches:
     """One epoch of shuffled ``(user, positive, negative)`` index tensors in batches (sized)."""
 
-    def __init__(self, users: np.ndarray, positives: np.ndarray, negatives: np.ndarray, batch_size: int) -> None:
-        self.tensors = [torch.from_numpy(a) for a in (users, positives, negatives)]
+    def __init__(
+        self,
+        users: np.ndarray,
+        positives: np.ndarray,
+        negatives: np.ndarray,
+        batch_size: int,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.tensors = [torch.from_numpy(a).to(device) for a in (users, positives, negatives)]
         self.batch_size = batch_size
 
     def __len__(self) -> int:
@@ -56,17 +98,30 @@ class TorchRecommender(Recommender):
     Subclasses build their ``torch.nn.Module`` in :meth:`_build_module`, define
     :meth:`batch_loss`, and fill ``self._exported`` (numpy arrays that ``score`` reads) in
     :meth:`prepare_scoring`. They must have the hyper-parameters ``epochs``, ``batch_size``,
-    ``learning_rate``, ``patience``, ``valid_metric``, ``eval_every``, ``seed`` and ``verbose``.
+    ``learning_rate``, ``patience``, ``min_steps``, ``valid_metric``, ``eval_every``, ``seed``,
+    ``device`` and ``verbose``.
+
+    Training runs on ``device`` (CPU unless CUDA is asked for); ``prepare_scoring`` exports what
+    ``score`` reads to CPU numpy, and the module goes back to the CPU once fitted, so scoring,
+    saving and loading never touch the accelerator. The model counts as fitted only once training
+    has succeeded; while it runs, the trainer may score it (:attr:`_in_training`).
     """
 
     epochs: int
-    batch_size: int
+    batch_size: int | None
     learning_rate: float
     patience: int
+    min_steps: int
     valid_metric: str
     eval_every: int
     seed: int
+    device: str
     verbose: bool
+
+    #: with ``batch_size=None``, aim at about this many batches per epoch (see :func:`auto_batch_size`)
+    batches_per_epoch: ClassVar[int] = 64
+    #: ... and never more than this many pairs in one batch
+    max_auto_batch_size: ClassVar[int] = 8192
 
     def __init__(self) -> None:
         self.module: torch.nn.Module | None = None
@@ -74,6 +129,8 @@ class TorchRecommender(Recommender):
         self._train: sp.csr_matrix | None = None
         self._train_keys: np.ndarray | None = None
         self.history_: TrainHistory | None = None
+        self._in_training = False
+        self._device = torch.device("cpu")
 
     # ---------------------------------------------------------------- subclass hooks
     @abstractmethod
@@ -98,34 +155,61 @@ class TorchRecommender(Recommender):
         """Default: every training pair once with a uniform negative (BPR)."""
         assert self._train is not None
         users, positives, negatives = bpr_triples(self._train, rng, keys=self._train_keys)
-        return TripleBatches(users, positives, negatives, self.batch_size)
+        return TripleBatches(users, positives, negatives, self.effective_batch_size(self._train.nnz), self._device)
+
+    def effective_batch_size(self, n_pairs: int) -> int:
+        """``batch_size``, or when it is None the data-sized default for ``n_pairs`` training pairs."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return auto_batch_size(n_pairs, self.batches_per_epoch, largest=self.max_auto_batch_size)
 
     def make_trainer(self) -> Trainer:
         return Trainer(
             epochs=self.epochs,
             learning_rate=self.learning_rate,
             patience=self.patience,
+            min_steps=self.min_steps,
             valid_metric=self.valid_metric,
             eval_every=self.eval_every,
             seed=self.seed,
             progress=self.verbose,
         )
 
+    @property
+    def training_device(self) -> torch.device:
+        """Where the module and the batches live while training (CPU otherwise)."""
+        return self._device
+
     def _fit(self, train: sp.csr_matrix, features: Any | None, valid: sp.csr_matrix | None) -> None:
+        self._fitted = False  # a failed refit must not leave the previous fit's flag on new weights
+        self._device = resolve_device(self.device)
         torch.manual_seed(self.seed)
-        self.module = self._build_module()
+        self.module = self._build_module().to(self._device)
+        self._exported = {}
         self._train = train
         self._train_keys = interaction_keys(train)
-        self._prepare_training(train, features)
-        self._fitted = True  # score() is valid from here on (the trainer validates with it)
+        self._in_training = True  # score() is valid from here on for the trainer's validation only
         try:
+            self._prepare_training(train, features)
             self.history_ = self.make_trainer().fit(self, train, valid)
+        except BaseException:
+            self._exported = {}
+            raise
         finally:
+            self._in_training = False
             self._train, self._train_keys = None, None
             self._release_training()
+            self.module.to("cpu")
+            self._device = torch.device("cpu")
+        # Recommender.fit marks the model fitted once this returns
 
     def _release_training(self) -> None:
         """Drop training-only buffers (graphs) once fitted."""
+
+    def _check_fitted(self) -> None:
+        if self._in_training:
+            return  # the trainer scores the current weights to validate them
+        super()._check_fitted()
 
     # ---------------------------------------------------------------- persistence
     def _get_state(self) -> dict[str, np.ndarray]:
@@ -144,7 +228,21 @@ class TorchRecommender(Recommender):
 class FactorModel(TorchRecommender):
     """A torch model whose scores are ``user_factors @ item_factors.T`` (exported as numpy)."""
 
-    def score(self, users: np.ndarray) -> np.ndarray:
+    #: how ``user_vectors() @ item_vectors().T`` relates to ``score`` (an ANN index reads it)
+    vector_measure: ClassVar[str] = "inner_product"
+
+    def score(self, users: np.ndarray, user_items: sp.csr_matrix | None = None) -> np.ndarray:
+        """Scores of training-set users from the fitted factors.
+
+        ``user_items`` (fresh interactions to fold in) is not supported: a factor model scores
+        from the snapshot of its training data; folding in new users' items
+        (``partial_fit_users``) is a later feature.
+        """
+        if user_items is not None:
+            raise ModelError(
+                f"{type(self).__name__} scores from its training snapshot and cannot take user_items; "
+                "folding in new interactions (partial_fit_users) is a later feature"
+            )
         index = self._check_users(users)
         return self._exported["user_factors"][index] @ self._exported["item_factors"].T  # type: ignore[no-any-return]
 
@@ -156,8 +254,17 @@ class FactorModel(TorchRecommender):
         self._check_fitted()
         return self._exported["item_factors"]
 
-    def _export_factors(self, user_factors: torch.Tensor, item_factors: torch.Tensor) -> None:
+    def _export_factors(
+        self, user_factors: torch.Tensor, item_factors: torch.Tensor, item_bias: torch.Tensor | None = None
+    ) -> None:
+        """Store the factors as CPU float32 numpy; an item bias ``b_i`` becomes one more column
+        (``1`` for users, ``b_i`` for items), so scores stay a plain inner product."""
+        users = user_factors.detach().to("cpu", torch.float32)
+        items = item_factors.detach().to("cpu", torch.float32)
+        if item_bias is not None:
+            users = torch.cat([users, torch.ones(len(users), 1)], dim=1)
+            items = torch.cat([items, item_bias.detach().to("cpu", torch.float32).reshape(-1, 1)], dim=1)
         self._exported = {
-            "user_factors": np.ascontiguousarray(user_factors.detach().cpu().numpy(), dtype=np.float32).copy(),
-            "item_factors": np.ascontiguousarray(item_factors.detach().cpu().numpy(), dtype=np.float32).copy(),
+            "user_factors": np.ascontiguousarray(users.numpy(), dtype=np.float32).copy(),
+            "item_factors": np.ascontiguousarray(items.numpy(), dtype=np.float32).copy(),
         }

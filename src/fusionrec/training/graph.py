@@ -1,8 +1,10 @@
-"""The user-item bipartite graph and its symmetric normalisation, shared by every graph model."""
+"""The user-item bipartite graph, its symmetric normalisation, and a fast differentiable product with a
+constant sparse matrix (symmetric or not), shared by every graph model."""
 
 from __future__ import annotations
 
 import warnings
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,8 +39,8 @@ def normalized_adjacency(train: sp.csr_matrix, self_loops: bool = False) -> sp.c
     return normalized
 
 
-def to_torch_sparse(matrix: sp.csr_matrix) -> torch.Tensor:
-    """A scipy CSR matrix as a torch sparse CSR tensor (float32), for ``torch.sparse.mm``."""
+def to_torch_sparse(matrix: sp.csr_matrix, device: str | torch.device = "cpu") -> torch.Tensor:
+    """A scipy CSR matrix as a torch sparse CSR tensor (float32, on ``device``), for ``torch.sparse.mm``."""
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
@@ -48,23 +50,76 @@ def to_torch_sparse(matrix: sp.csr_matrix) -> torch.Tensor:
             torch.from_numpy(matrix.data),
             size=matrix.shape,
             check_invariants=False,
-        )
+        ).to(device)
 
 
-class _SymmetricSpMM(torch.autograd.Function):
-    """``A @ X`` for a fixed symmetric sparse ``A``: the backward is ``A @ grad`` again, which avoids
-    torch's generic sparse backward (several times slower on CPU)."""
+class _SparseMM(torch.autograd.Function):
+    """``A @ X`` for a fixed sparse ``A``, differentiable in ``X``: the backward is ``A^T @ grad``
+    with ``A^T`` stored as its own CSR tensor (the same tensor when ``A`` is symmetric), which
+    avoids torch's generic sparse backward (several times slower on CPU)."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        ctx.matrix = matrix  # type: ignore[attr-defined]
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx, matrix: torch.Tensor, transposed: torch.Tensor, dense: torch.Tensor
+    ) -> torch.Tensor:
+        ctx.transposed = transposed  # type: ignore[attr-defined]
         return torch.sparse.mm(matrix, dense)
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:  # type: ignore[override]
-        return None, torch.sparse.mm(ctx.matrix, grad.contiguous())  # type: ignore[attr-defined]
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:  # type: ignore[override]
+        return None, None, torch.sparse.mm(ctx.transposed, grad.contiguous())  # type: ignore[attr-defined]
 
 
-def symmetric_spmm(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-    """Differentiable (in ``dense``) product with a constant symmetric sparse matrix."""
-    return _SymmetricSpMM.apply(matrix, dense)  # type: ignore[no-any-return]
+class SparseOperator:
+    """A constant sparse matrix ``A`` (CSR on ``device``) with its transpose, for ``A @ X`` in autograd.
+
+    Built from scipy by :meth:`from_scipy`, which detects a symmetric ``A`` (the normalised
+    bipartite graph) and then keeps one tensor for both; a non-symmetric one (an item-item kNN
+    graph) gets its transpose precomputed once, so every backward is one more sparse product.
+    """
+
+    def __init__(self, matrix: torch.Tensor, transposed: torch.Tensor) -> None:
+        self.matrix = matrix
+        self.transposed = transposed
+
+    @classmethod
+    def from_scipy(cls, matrix: sp.spmatrix | sp.sparray, device: str | torch.device = "cpu") -> SparseOperator:
+        csr = sp.csr_matrix(cast(Any, matrix), dtype=np.float32)
+        forward = to_torch_sparse(csr, device)
+        transposed_csr = sp.csr_matrix(csr.T)
+        symmetric = csr.shape[0] == csr.shape[1] and _nearly_equal(csr, transposed_csr)
+        return cls(forward, forward if symmetric else to_torch_sparse(transposed_csr, device))
+
+    @property
+    def symmetric(self) -> bool:
+        return self.transposed is self.matrix
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        rows, cols = self.matrix.shape
+        return int(rows), int(cols)
+
+    def mm(self, dense: torch.Tensor) -> torch.Tensor:
+        """``A @ dense`` (``dense`` is ``(n_cols, d)``), with the gradient ``A^T @ grad`` for ``dense``."""
+        return _SparseMM.apply(self.matrix, self.transposed, dense)  # type: ignore[no-any-return]
+
+    def __matmul__(self, dense: torch.Tensor) -> torch.Tensor:
+        return self.mm(dense)
+
+
+def _nearly_equal(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
+    """Same shape and entries up to float32 rounding (``D^-1/2 A D^-1/2`` may differ in the last bit)."""
+    difference = abs(a - b)
+    if difference.nnz == 0:
+        return True
+    scale = max(float(abs(a).max()), 1e-30)
+    return bool(difference.max() <= 1e-6 * scale)
+
+
+def sparse_mm(matrix: SparseOperator | sp.spmatrix | sp.sparray, dense: torch.Tensor) -> torch.Tensor:
+    """Differentiable (in ``dense``) product with a constant sparse matrix, symmetric or not.
+
+    Pass a :class:`SparseOperator` when the product repeats (the transpose is built once there).
+    """
+    operator = matrix if isinstance(matrix, SparseOperator) else SparseOperator.from_scipy(matrix, dense.device)
+    return operator.mm(dense)

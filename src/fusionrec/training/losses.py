@@ -25,5 +25,5 @@ def sampled_softmax_loss(user_vectors: torch.Tensor, item_vectors: torch.Tensor,
 
 def l2_penalty(*tensors: torch.Tensor) -> torch.Tensor:
     """``sum ||t||^2 / 2`` over the tensors, divided by the batch size (rows of the first tensor)."""
-    total = sum((t.pow(2).sum() for t in tensors), torch.zeros(()))
+    total = sum((t.pow(2).sum() for t in tensors), torch.zeros((), device=tensors[0].device))
     return total / (2.0 * max(len(tensors[0]), 1))
