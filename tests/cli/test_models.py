@@ -125,6 +125,11 @@ def test_errors_are_one_line_messages(workspace: tuple[Path, Path], tmp_path: Pa
     assert unknown.exit_code == 2 and "unknown model" in text(unknown)
     bad = runner.invoke(app, ["train", str(split_dir), "--model", "ease", "--set", "l2=-3", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "invalid hyper-parameters for ease" in text(bad)
+    metric = runner.invoke(
+        app, ["train", str(split_dir), "--model", "bpr", "--set", "valid_metric=recal@x", "--out", str(tmp_path / "x")]
+    )
+    assert metric.exit_code == 2 and "valid_metric must look like 'recall@20'" in text(metric)
+    assert "Traceback" not in metric.output and len(text(metric).strip().splitlines()) <= 3
     missing = runner.invoke(app, ["evaluate", str(tmp_path / "none"), str(split_dir)])
     assert missing.exit_code == 2 and "not a fusionrec model bundle" in text(missing)
     grid = tmp_path / "g.yaml"

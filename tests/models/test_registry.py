@@ -75,3 +75,10 @@ def test_nested_discriminated_configs_reach_the_constructor_typed() -> None:
         Nested.from_config({"part": {"kind": "attention", "heads": 0}})
     with pytest.raises(ValueError):
         Nested.from_config({"part": {"kind": "bilinear"}})
+
+
+def test_every_config_class_is_the_models_own() -> None:
+    from fusionrec.models.registry import config_class
+
+    for name in model_names():
+        assert config_class(name) is get_model_class(name).config_class

@@ -61,8 +61,20 @@ def model_config(name: str, config_file: Path | None, overrides: list[str] | Non
         config_class(name).model_validate(values)
     except ValueError as exc:
         where = f" ({config_file})" if config_file else ""
-        raise ModelError(f"invalid hyper-parameters for {name}{where}: {exc}") from None
+        raise ModelError(f"invalid hyper-parameters for {name}{where}: {validation_message(exc)}") from None
     return values
+
+
+def validation_message(exc: ValueError) -> str:
+    """A pydantic error as ``field: reason; ...`` on one line (the exception text otherwise)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    parts = []
+    for error in errors():
+        where = ".".join(str(p) for p in error.get("loc", ())) or "config"
+        parts.append(f"{where}: {str(error.get('msg', '')).removeprefix('Value error, ')}")
+    return "; ".join(parts)
 
 
 def save_model_dir(model: Recommender, directory: Path, split: Split, features: Any | None = None) -> Path:

@@ -7,15 +7,10 @@ from typing import Any, Literal, cast
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
-from pydantic import Field
 
 from fusionrec.errors import ModelError
-from fusionrec.models.base import ModelConfig, Recommender, empty_csr
-
-
-class EASEConfig(ModelConfig):
-    l2: float = Field(500.0, gt=0)
-    dtype: Literal["float32", "float64"] = "float32"
+from fusionrec.models.base import Recommender, empty_csr
+from fusionrec.models.configs import EASEConfig
 
 
 class EASE(Recommender):

@@ -7,17 +7,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
-from pydantic import Field
 
-from fusionrec.models.base import ModelConfig, Recommender, csr_from_state, csr_to_state
+from fusionrec.models.base import Recommender, csr_from_state, csr_to_state
 from fusionrec.models.base import empty_csr as _empty_csr
+from fusionrec.models.configs import ItemKNNConfig
 from fusionrec.ranking.topk import top_k_items
-
-
-class ItemKNNConfig(ModelConfig):
-    k: int = Field(100, ge=1)
-    shrink: float = Field(10.0, ge=0)
-    block_mb: int = Field(64, ge=1)
 
 
 class ItemKNN(Recommender):

@@ -6,16 +6,11 @@ from typing import Any, ClassVar
 
 import scipy.sparse as sp
 import torch
-from pydantic import Field
 
-from fusionrec.models.torch_base import FactorModel, FactorModelConfig
+from fusionrec.models.configs import LightGCNConfig
+from fusionrec.models.torch_base import FactorModel
 from fusionrec.training.graph import SparseOperator, normalized_adjacency
 from fusionrec.training.losses import bpr_loss, l2_penalty
-
-
-class LightGCNConfig(FactorModelConfig):
-    n_layers: int = Field(3, ge=0)
-    learning_rate: float = Field(1e-2, gt=0)
 
 
 class _Embeddings(torch.nn.Module):
@@ -35,7 +30,11 @@ class LightGCN(FactorModel):
     factors: embedding size.  n_layers: propagation steps ``L``.
     reg, epochs, batch_size, learning_rate, patience, min_steps, valid_metric, eval_every,
     init_std, seed, device, verbose: as in :class:`~fusionrec.models.mf.BPRMF` (the automatic
-    batch is twice as large: every batch propagates over the whole graph).
+    batch is larger: every batch propagates over the whole graph).
+    learning_rate: ``None`` sizes Adam's rate to the batch,
+    ``0.05 * (batch / 16384) ** 0.387``, the power law through the two settings measured best:
+    0.05 at ML-1M's 16,384-pair batches and 0.01 at a small sparse set's 256 (0.05 there stops at
+    epoch 1 below MostPop; 0.01 on ML-1M needs ~100 epochs).
     """
 
     name = "lightgcn"
@@ -51,7 +50,7 @@ class LightGCN(FactorModel):
         reg: float = 1e-4,
         epochs: int = 100,
         batch_size: int | None = None,
-        learning_rate: float = 1e-2,
+        learning_rate: float | None = None,
         patience: int = 5,
         min_steps: int = 1000,
         valid_metric: str = "recall@20",
@@ -67,6 +66,12 @@ class LightGCN(FactorModel):
         self.patience, self.min_steps, self.valid_metric, self.eval_every = patience, min_steps, valid_metric, eval_every
         self.seed, self.device, self.verbose = seed, device, verbose
         self._graph: SparseOperator | None = None
+
+    def effective_learning_rate(self, n_pairs: int) -> float:
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        batch = self.effective_batch_size(n_pairs)
+        return float(min(0.05, max(1e-3, 0.05 * (batch / 16384) ** 0.387)))
 
     def _build_module(self) -> torch.nn.Module:
         return _Embeddings(self.n_users + self.n_items, self.factors, self.init_std)

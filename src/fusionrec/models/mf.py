@@ -5,21 +5,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from pydantic import Field
 
-from fusionrec.models.torch_base import FactorModel, FactorModelConfig
+from fusionrec.models.configs import BPRMFConfig
+from fusionrec.models.torch_base import FactorModel
 from fusionrec.training.losses import bpr_loss, l2_penalty
-
-
-class BPRMFConfig(FactorModelConfig):
-    """BPR-MF's hyper-parameters: those of every factor model, with its own defaults."""
-
-    reg: float = Field(1e-2, ge=0)
-    item_bias: bool = True
-    epochs: int = Field(1000, ge=1)
-    patience: int = Field(10, ge=1)
-    min_steps: int = Field(3000, ge=0)
-    init_std: float = Field(0.01, gt=0)
 
 
 class _Factors(torch.nn.Module):
@@ -45,7 +34,7 @@ class BPRMF(FactorModel):
     item_bias: learn a per-item bias ``b_i`` (popularity; it matters on sparse data). It is exported
         as one more factor column, so ``user_vectors() @ item_vectors().T`` still gives the scores.
     epochs, batch_size, learning_rate, patience, min_steps, valid_metric, eval_every, seed: see
-        :class:`~fusionrec.models.torch_base.FactorModelConfig` and the Trainer; ``batch_size=None``
+        :class:`~fusionrec.models.configs.FactorModelConfig` and the Trainer; ``batch_size=None``
         sizes the batch to the data.
     init_std: standard deviation of the normal initialisation.
     device: torch device to train on (``"cpu"``; ``"cuda"`` only when asked).

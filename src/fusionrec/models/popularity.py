@@ -7,11 +7,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from fusionrec.models.base import ModelConfig, Recommender
-
-
-class MostPopConfig(ModelConfig):
-    pass
+from fusionrec.models.base import Recommender
+from fusionrec.models.configs import MostPopConfig
 
 
 class MostPop(Recommender):

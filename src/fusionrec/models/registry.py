@@ -19,6 +19,21 @@ MODELS: dict[str, str] = {
 }
 
 
+# name -> its config class, in the light configs module (validating settings imports no model)
+CONFIGS: dict[str, str] = {
+    "mostpop": "fusionrec.models.configs:MostPopConfig",
+    "itemknn": "fusionrec.models.configs:ItemKNNConfig",
+    "ease": "fusionrec.models.configs:EASEConfig",
+    "bpr": "fusionrec.models.configs:BPRMFConfig",
+    "lightgcn": "fusionrec.models.configs:LightGCNConfig",
+}
+
+
+def _resolve(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
 def model_names() -> list[str]:
     return list(MODELS)
 
@@ -28,12 +43,16 @@ def get_model_class(name: str) -> type[Recommender]:
     key = name.strip().lower()
     if key not in MODELS:
         raise ModelError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
-    module_name, _, class_name = MODELS[key].partition(":")
-    cls: type[Recommender] = getattr(importlib.import_module(module_name), class_name)
+    cls: type[Recommender] = _resolve(MODELS[key])
     return cls
 
 
 def config_class(name: str) -> type[ModelConfig]:
+    """The hyper-parameter class of model ``name``, without importing the model itself."""
+    key = name.strip().lower()
+    if key in CONFIGS:
+        cls: type[ModelConfig] = _resolve(CONFIGS[key])
+        return cls
     return get_model_class(name).config_class
 
 

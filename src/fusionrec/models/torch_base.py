@@ -10,39 +10,14 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 import torch
-from pydantic import Field
 
 from fusionrec.errors import ModelError
-from fusionrec.models.base import ModelConfig, Recommender
+from fusionrec.models.base import Recommender
 from fusionrec.training.sampling import bpr_triples, interaction_keys
 from fusionrec.training.trainer import Trainer, TrainHistory
 
 PARAM_PREFIX = "param."
 
-
-
-class FactorModelConfig(ModelConfig):
-    """Hyper-parameters every embedding model trained with BPR by the shared Trainer has.
-
-    The defaults are meant to work unchanged from a thousand interactions to millions:
-    ``batch_size=None`` sizes the batch to the data (:func:`auto_batch_size`), and early stopping
-    cannot fire before ``min_steps`` optimiser steps, so a small set (where an epoch is a few
-    batches) trains long enough and a large one stops on ``patience`` validations as before.
-    """
-
-    factors: int = Field(64, ge=1)
-    reg: float = Field(1e-4, ge=0)
-    epochs: int = Field(100, ge=1)
-    batch_size: int | None = Field(None, ge=1)
-    learning_rate: float = Field(5e-3, gt=0)
-    patience: int = Field(5, ge=1)
-    min_steps: int = Field(1000, ge=0)
-    valid_metric: str = "recall@20"
-    eval_every: int = Field(1, ge=1)
-    init_std: float = Field(0.1, gt=0)
-    seed: int = 0
-    device: str = "cpu"
-    verbose: bool = False
 
 
 def auto_batch_size(n_pairs: int, batches_per_epoch: int, smallest: int = 128, largest: int = 16384) -> int:
@@ -109,7 +84,7 @@ class TorchRecommender(Recommender):
 
     epochs: int
     batch_size: int | None
-    learning_rate: float
+    learning_rate: float | None
     patience: int
     min_steps: int
     valid_metric: str
@@ -163,10 +138,17 @@ class TorchRecommender(Recommender):
             return self.batch_size
         return auto_batch_size(n_pairs, self.batches_per_epoch, largest=self.max_auto_batch_size)
 
+    def effective_learning_rate(self, n_pairs: int) -> float:
+        """The learning rate used for ``n_pairs`` training pairs (models may size it to the batch)."""
+        if self.learning_rate is None:
+            raise ModelError(f"{self.name} has no automatic learning rate; set learning_rate")
+        return float(self.learning_rate)
+
     def make_trainer(self) -> Trainer:
+        n_pairs = self._train.nnz if self._train is not None else 0
         return Trainer(
             epochs=self.epochs,
-            learning_rate=self.learning_rate,
+            learning_rate=self.effective_learning_rate(n_pairs),
             patience=self.patience,
             min_steps=self.min_steps,
             valid_metric=self.valid_metric,
