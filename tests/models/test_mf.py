@@ -5,7 +5,6 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from fusionrec.data.schema import IdMap, Interactions
 from fusionrec.data.splits import Split
 from fusionrec.errors import ModelError, NotFittedError
 from fusionrec.eval.evaluator import Evaluator
@@ -13,6 +12,7 @@ from fusionrec.models.mf import BPRMF
 from fusionrec.models.popularity import MostPop
 from fusionrec.models.torch_base import auto_batch_size
 
+from .conftest import planted_split
 from .contract import RecommenderContract
 
 
@@ -44,23 +44,7 @@ class TestBPRMF(RecommenderContract):
 def sparse_planted(n_users: int = 500, n_clusters: int = 10, items_per_cluster: int = 30, seed: int = 0) -> Split:
     """Like conftest's planted split but small and sparse: ~3.5k training pairs, so the old fixed
     batch of 4096 made an epoch one optimiser step."""
-    rng = np.random.default_rng(seed)
-    n_items = n_clusters * items_per_cluster
-    weights = np.linspace(2, 1, n_clusters)
-    user_cluster = rng.choice(n_clusters, size=n_users, p=weights / weights.sum())
-    item_cluster = np.repeat(np.arange(n_clusters), items_per_cluster)
-    chosen = rng.random((n_users, n_items)) < np.where(user_cluster[:, None] == item_cluster[None, :], 0.25, 0.01)
-    users, items = np.nonzero(chosen)
-    part = rng.choice(3, size=len(users), p=[0.7, 0.15, 0.15])
-
-    def inter(mask: np.ndarray) -> Interactions:
-        return Interactions(users[mask], items[mask], np.ones(mask.sum()), n_users=n_users, n_items=n_items)
-
-    return Split(
-        train=inter(part == 0), valid=inter(part == 1), test=inter(part == 2),
-        user_map=IdMap([f"u{i}" for i in range(n_users)]), item_map=IdMap([f"i{i}" for i in range(n_items)]),
-        info={"strategy": "planted-sparse"},
-    )
+    return planted_split(n_users, n_clusters, items_per_cluster, seed, p_same=0.25, p_other=0.01, strategy="planted-sparse")
 
 
 def test_defaults_beat_mostpop_on_small_sparse_data() -> None:

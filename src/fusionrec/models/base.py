@@ -287,15 +287,23 @@ class Recommender(ABC):
         return model
 
 
+def read_versioned_json(path: Path, version: int, missing: str) -> dict[str, Any]:
+    """A JSON artifact header: ``missing`` when absent, a clear error on another format version."""
+    if not path.exists():
+        raise ModelError(missing)
+    try:
+        meta: dict[str, Any] = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})") from None
+    if meta.get("format_version") != version:
+        raise ModelError(f"{path}: unsupported format version {meta.get('format_version')} (this fusionrec reads {version})")
+    return meta
+
+
 def read_model_meta(directory: str | Path) -> dict[str, Any]:
     """The ``model.json`` of a model directory, with a clear error when it is not one."""
-    path = Path(directory) / CONFIG_FILE
-    if not path.exists():
-        raise ModelError(f"{directory} is not a fusionrec model directory (no {CONFIG_FILE})")
-    meta: dict[str, Any] = json.loads(path.read_text())
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelError(f"{path}: unsupported format version {meta.get('format_version')}")
-    return meta
+    missing = f"{directory} is not a fusionrec model directory (no {CONFIG_FILE})"
+    return read_versioned_json(Path(directory) / CONFIG_FILE, FORMAT_VERSION, missing)
 
 
 def empty_csr() -> sp.csr_matrix:

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from fusionrec.data.schema import IdMap, Interactions
 from fusionrec.errors import ModelError
-from fusionrec.models.base import Recommender, as_csr, csr_from_state, csr_to_state
+from fusionrec.models.base import Recommender, as_csr, csr_from_state, csr_to_state, read_versioned_json
 
 if TYPE_CHECKING:
     from fusionrec.data.splits import Split
@@ -197,13 +197,8 @@ class ModelBundle:
 
 
 def read_bundle_meta(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / BUNDLE_FILE
-    if not path.exists():
-        raise ModelError(f"{directory} is not a fusionrec model bundle (no {BUNDLE_FILE}); write one with `fusionrec train`")
-    meta: dict[str, Any] = json.loads(path.read_text())
-    if meta.get("format_version") != BUNDLE_FORMAT_VERSION:
-        raise ModelError(f"{path}: unsupported bundle format version {meta.get('format_version')}")
-    return meta
+    missing = f"{directory} is not a fusionrec model bundle (no {BUNDLE_FILE}); write one with `fusionrec train`"
+    return read_versioned_json(Path(directory) / BUNDLE_FILE, BUNDLE_FORMAT_VERSION, missing)
 
 
 def _same_matrix(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
