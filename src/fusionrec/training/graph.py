@@ -29,12 +29,19 @@ def normalized_adjacency(train: sp.csr_matrix, self_loops: bool = False) -> sp.c
     adjacency = bipartite_adjacency(train)
     if self_loops:
         adjacency = (adjacency + sp.identity(adjacency.shape[0], dtype=np.float32, format="csr")).tocsr()
-    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    return symmetric_normalize(adjacency)
+
+
+def symmetric_normalize(adjacency: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+    """``D^-1/2 A D^-1/2`` with ``D`` the row sums of ``A`` (float32 CSR, sorted); rows and columns
+    of nodes without edges stay 0. The one normalisation every graph (bipartite, item-item) uses."""
+    matrix = sp.csr_matrix(cast(Any, adjacency), dtype=np.float32)
+    degree = np.asarray(matrix.sum(axis=1)).ravel()
     inv_sqrt = np.zeros_like(degree, dtype=np.float64)
     nonzero = degree > 0
     inv_sqrt[nonzero] = degree[nonzero] ** -0.5
     scale = sp.diags(inv_sqrt.astype(np.float32))
-    normalized = sp.csr_matrix(scale @ adjacency @ scale, dtype=np.float32)
+    normalized = sp.csr_matrix(scale @ matrix @ scale, dtype=np.float32)
     normalized.sort_indices()
     return normalized
 
