@@ -63,3 +63,9 @@ class BPRMFConfig(FactorModelConfig):
 class LightGCNConfig(FactorModelConfig):
     n_layers: int = Field(3, ge=0)
     learning_rate: float | None = Field(None, gt=0)  # type: ignore[assignment]  # None: sized to the batch
+
+
+class ContentConfig(ModelConfig):
+    modalities: list[str] | None = None
+    modality_weights: dict[str, float] | None = None
+    recency_half_life_days: float | None = Field(default=None, gt=0)

@@ -16,6 +16,7 @@ MODELS: dict[str, str] = {
     "ease": "fusionrec.models.ease:EASE",
     "bpr": "fusionrec.models.mf:BPRMF",
     "lightgcn": "fusionrec.models.lightgcn:LightGCN",
+    "content": "fusionrec.models.content:ContentRecommender",
 }
 
 
@@ -26,6 +27,7 @@ CONFIGS: dict[str, str] = {
     "ease": "fusionrec.models.configs:EASEConfig",
     "bpr": "fusionrec.models.configs:BPRMFConfig",
     "lightgcn": "fusionrec.models.configs:LightGCNConfig",
+    "content": "fusionrec.models.configs:ContentConfig",
 }
 
 
