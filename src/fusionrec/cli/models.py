@@ -242,6 +242,9 @@ def tune(
     config: Annotated[Path | None, typer.Option("--config", help="YAML of fixed hyper-parameters.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Save the chosen model here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    features_dir: Annotated[
+        Path | None, typer.Option("--features", help="Feature directory from `fusionrec features` (content models).")
+    ] = None,
 ) -> None:
     """Grid search: fit every grid point on train, pick the best on valid, report test at that point only."""
     from fusionrec.eval.report import _clean, metrics_table
@@ -262,11 +265,19 @@ def tune(
     if unknown:
         raise DataError(f"unknown hyper-parameters for {model}: {unknown}; known: {sorted(fields)}", file=str(grid))
     split = Split.load(split_dir)
+    features = load_features(features_dir)
     result = grid_search(
-        model, split, raw_grid, metric=metric, k=parse_ks(k), base_config=base, console=None if as_json else console
+        model,
+        split,
+        raw_grid,
+        metric=metric,
+        k=parse_ks(k),
+        base_config=base,
+        console=None if as_json else console,
+        features=features,
     )
     if out is not None:
-        save_model_dir(result.best_run.model, out, split)
+        save_model_dir(result.best_run.model, out, split, features)
     if as_json:
         payload = {
             "metric": metric,

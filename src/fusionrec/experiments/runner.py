@@ -132,6 +132,7 @@ def grid_search(
     k: Sequence[int] = (10, 20),
     base_config: Mapping[str, Any] | None = None,
     console: Console | None = None,
+    features: Any | None = None,
 ) -> TuneResult:
     """Fit ``name`` at every grid point on train, choose by ``metric`` on valid, report test there.
 
@@ -149,7 +150,7 @@ def grid_search(
         config = dict(base_config or {}) | params
         if "valid_metric" in _config_fields(name):
             config.setdefault("valid_metric", metric)
-        run = train_and_evaluate(name, split, k=ks, config=config, on="valid")
+        run = train_and_evaluate(name, split, k=ks, config=config, on="valid", features=features)
         value = run.result.mean()[metric]
         trial = Trial(params=params, valid_value=value, train_time_s=run.train_time_s, n_epochs=run.n_epochs)
         trials.append(trial)

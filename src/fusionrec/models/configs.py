@@ -69,3 +69,11 @@ class ContentConfig(ModelConfig):
     modalities: list[str] | None = None
     modality_weights: dict[str, float] | None = None
     recency_half_life_days: float | None = Field(default=None, gt=0)
+
+
+class EASESideConfig(ModelConfig):
+    l2: float = Field(default=500.0, gt=0)
+    side_weight: float = Field(default=10.0, ge=0)
+    modalities: list[str] | None = None
+    modality_weights: dict[str, float] | None = None
+    dtype: Literal["float32", "float64"] = "float32"

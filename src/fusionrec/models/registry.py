@@ -17,6 +17,7 @@ MODELS: dict[str, str] = {
     "bpr": "fusionrec.models.mf:BPRMF",
     "lightgcn": "fusionrec.models.lightgcn:LightGCN",
     "content": "fusionrec.models.content:ContentRecommender",
+    "ease_side": "fusionrec.models.ease_side:EASESide",
 }
 
 
@@ -28,6 +29,7 @@ CONFIGS: dict[str, str] = {
     "bpr": "fusionrec.models.configs:BPRMFConfig",
     "lightgcn": "fusionrec.models.configs:LightGCNConfig",
     "content": "fusionrec.models.configs:ContentConfig",
+    "ease_side": "fusionrec.models.configs:EASESideConfig",
 }
 
 
