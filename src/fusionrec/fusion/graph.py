@@ -30,6 +30,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from fusionrec.errors import ModelError
+from fusionrec.fusion.vectors import modality_weights, unit_rows
 from fusionrec.ranking.topk import top_k_items
 from fusionrec.training.graph import symmetric_normalize
 
@@ -69,12 +70,9 @@ def knn_graph(
     """
     if weighting not in ("binary", "cosine"):
         raise ModelError(f"unknown graph weighting {weighting!r} (binary or cosine)")
-    features = np.asarray(matrix, dtype=np.float32)
-    n_items = features.shape[0]
-    mask = np.ones(n_items, dtype=bool) if present is None else np.asarray(present, dtype=bool)
-    norms = np.linalg.norm(features, axis=1)
-    mask = mask & (norms > 0)
-    unit = np.where(mask[:, None], features / np.maximum(norms, 1e-12)[:, None], 0.0).astype(np.float32)
+    unit = unit_rows(matrix, present)
+    n_items = unit.shape[0]
+    mask = unit.any(axis=1)  # present and not a zero row
     unit_t = torch.from_numpy(np.ascontiguousarray(unit))
     absent = torch.from_numpy(~mask)
     k_eff = min(k, max(int(mask.sum()) - 1, 0))
@@ -109,16 +107,12 @@ def combine_graphs(graphs: Mapping[str, sp.csr_matrix], weights: Mapping[str, fl
     """``sum_m a_m D_m^-1/2 S_m D_m^-1/2`` with ``a`` normalised to sum 1 (equal when ``weights`` is None)."""
     if not graphs:
         raise ModelError("no modality graph to combine")
-    names = list(graphs)
-    raw = {name: float((weights or {}).get(name, 1.0 if weights is None else 0.0)) for name in names}
-    if any(v < 0 for v in raw.values()) or sum(raw.values()) <= 0:
-        raise ModelError(f"modality weights must be >= 0 with a positive sum, got {raw}")
-    total = sum(raw.values())
+    shares = modality_weights(list(graphs), weights)
     combined: sp.csr_matrix | None = None
-    for name in names:
-        if raw[name] == 0:
+    for name, share in shares.items():
+        if share == 0:
             continue
-        part = symmetric_normalize(graphs[name]) * (raw[name] / total)
+        part = symmetric_normalize(graphs[name]) * share
         combined = part if combined is None else combined + part
     assert combined is not None
     result = sp.csr_matrix(combined, dtype=np.float32)

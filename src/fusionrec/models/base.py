@@ -69,7 +69,8 @@ class Recommender(ABC):
     Class-level declarations the callers read:
 
     - ``required_modalities``: feature modalities the model cannot work without (``fit`` raises
-      a clear error when they are missing); ``uses_features``: it reads a FeatureSet at all.
+      a clear error when they are missing); ``requires_features``: it needs a FeatureSet, of any
+      modalities; ``uses_features``: it reads one when given.
     - ``uses_history``: scores are a function of the user's history row (EASE, ItemKNN): the
       base keeps the training matrix once as ``train_matrix`` (saved with the model) and
       ``score(users, user_items=X)`` scores from ``X`` instead, exactly as a refit would.
@@ -78,6 +79,7 @@ class Recommender(ABC):
     name: ClassVar[str]
     config_class: ClassVar[type[ModelConfig]]
     required_modalities: ClassVar[tuple[str, ...]] = ()
+    requires_features: ClassVar[bool] = False
     uses_features: ClassVar[bool] = False
     uses_history: ClassVar[bool] = False
 
@@ -142,6 +144,11 @@ class Recommender(ABC):
         return self
 
     def _check_features(self, features: FeatureSetLike | None, n_items: int, item_ids: np.ndarray | None) -> None:
+        if self.requires_features and features is None:
+            raise ModelError(
+                f"{self.name} needs item features but got none; extract them with `fusionrec features` "
+                "and pass --features DIR"
+            )
         missing = [m for m in self.required_modalities if features is None or m not in features.modalities]
         if missing:
             have = "no features" if features is None else f"features with {sorted(features.modalities)}"
@@ -201,13 +208,6 @@ class Recommender(ABC):
         if rows.shape != (n_users, self.n_items):
             raise ModelError(f"user_items has shape {rows.shape}, expected {(n_users, self.n_items)} (users x items)")
         return rows
-
-    def _no_history_scoring(self, user_items: sp.csr_matrix | None) -> None:
-        if user_items is not None:
-            raise ModelError(
-                f"{self.name} scores from its training snapshot; it cannot score from new histories "
-                "(user_items) without a refit"
-            )
 
     def recommend(
         self,

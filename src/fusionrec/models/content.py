@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from fusionrec.data.schema import Interactions
 from fusionrec.errors import ModelError
+from fusionrec.fusion.vectors import content_vectors, unit_rows
 from fusionrec.models.base import FeatureSetLike, Recommender, RecommenderT
 from fusionrec.models.configs import ContentConfig
 
@@ -40,6 +41,7 @@ class ContentRecommender(Recommender):
     name = "content"
     config_class = ContentConfig
     uses_features = True
+    requires_features = True
     uses_history = True
 
     def __init__(
@@ -64,39 +66,20 @@ class ContentRecommender(Recommender):
         *,
         item_ids: np.ndarray | None = None,
     ) -> RecommenderT:
-        if features is None:
-            raise ModelError(
-                "content needs item features but got none; extract them with `fusionrec features` and pass --features DIR"
-            )
         super().fit(train, features, valid, item_ids=item_ids)
         assert isinstance(self, ContentRecommender)
         self.profile_matrix = self._recency_weights(train)
         return self  # type: ignore[return-value]
 
     def _fit(self, train: sp.csr_matrix, features: Any | None, valid: sp.csr_matrix | None) -> None:
-        assert features is not None
         self.item_vectors_ = self.encode_items(features)
 
     def encode_items(self, features: Any) -> np.ndarray:
         """``(len(features.ids), D)`` float32 unit item vectors (zero rows for items without content)."""
-        names = list(self.modalities) if self.modalities else list(features.modalities)
-        missing = [m for m in names if m not in features.modalities]
-        if missing:
-            raise ModelError(f"content: no {missing} features (the feature set has {sorted(features.modalities)})")
-        raw = {m: float((self.modality_weights or {}).get(m, 1.0 if self.modality_weights is None else 0.0)) for m in names}
-        total = sum(raw.values())
-        if total <= 0 or any(v < 0 for v in raw.values()):
-            raise ModelError(f"content: modality weights must be >= 0 with a positive sum, got {raw}")
-        blocks = []
-        for name in names:
-            modality = features.modalities[name]
-            matrix = np.asarray(modality.matrix, dtype=np.float32)
-            present = np.asarray(modality.present, dtype=bool)
-            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-            unit = np.where(present[:, None] & (norms > 0), matrix / np.maximum(norms, 1e-12), 0.0)
-            blocks.append(unit * np.float32(np.sqrt(raw[name] / total)))
-        vectors = np.concatenate(blocks, axis=1)
-        return _unit_rows(vectors)
+        try:
+            return content_vectors(features, self.modalities, self.modality_weights)
+        except ModelError as exc:
+            raise ModelError(f"content: {exc}") from None
 
     def _recency_weights(self, train: Interactions | sp.spmatrix | sp.sparray) -> sp.csr_matrix | None:
         if self.recency_half_life_days is None or not isinstance(train, Interactions) or train.timestamp is None:
@@ -117,7 +100,7 @@ class ContentRecommender(Recommender):
 
     def user_profiles(self, rows: sp.csr_matrix) -> np.ndarray:
         """``(n_rows, D)`` unit profiles of history rows (zero for an empty history)."""
-        return _unit_rows(np.asarray(rows @ self.item_vectors_, dtype=np.float32))
+        return unit_rows(np.asarray(rows @ self.item_vectors_, dtype=np.float32))
 
     def score(self, users: np.ndarray, user_items: sp.csr_matrix | None = None) -> np.ndarray:
         self._check_fitted()
@@ -163,7 +146,3 @@ class ContentRecommender(Recommender):
         else:
             self.profile_matrix = None
 
-
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.where(norms > 0, matrix / np.maximum(norms, 1e-12), 0.0).astype(np.float32)

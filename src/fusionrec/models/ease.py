@@ -37,12 +37,16 @@ class EASE(Recommender):
         self.train_matrix = empty_csr()
 
     def _fit(self, train: sp.csr_matrix, features: Any | None, valid: sp.csr_matrix | None) -> None:
-        gram = np.asarray((train.T @ train).toarray(), dtype=self.dtype)
+        gram = self._gram(train, features)
         gram[np.diag_indices_from(gram)] += self.l2
         precision = _spd_inverse(gram)
         weights = precision / (-np.diag(precision))[None, :]
         weights[np.diag_indices_from(weights)] = 0.0
         self.weights = np.ascontiguousarray(weights, dtype=np.float32)
+
+    def _gram(self, train: sp.csr_matrix, features: Any | None) -> np.ndarray:
+        """``X^T X`` as a dense ``(n_items, n_items)`` array of ``dtype`` (what variants add to)."""
+        return np.asarray((train.T @ train).toarray(), dtype=self.dtype)
 
     def score(self, users: np.ndarray, user_items: sp.csr_matrix | None = None) -> np.ndarray:
         """``x_u B`` for each user's history row (the training row, or ``user_items``: exact, no refit)."""

@@ -20,15 +20,16 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from fusionrec.errors import ModelError
-from fusionrec.models.base import Recommender
+from fusionrec.fusion.vectors import content_vectors
 from fusionrec.models.configs import EASESideConfig
-from fusionrec.models.content import ContentRecommender
-from fusionrec.models.ease import _spd_inverse
+from fusionrec.models.ease import EASE
 
 
-class EASESide(Recommender):
+class EASESide(EASE):
     """Collective EASE: EASE on interactions stacked with weighted item content (module docstring).
+
+    Only the Gram matrix differs from :class:`~fusionrec.models.ease.EASE`; solving, scoring
+    (also from new histories) and saving are EASE's.
 
     Parameters
     ----------
@@ -39,9 +40,9 @@ class EASESide(Recommender):
     """
 
     name = "ease_side"
-    config_class = EASESideConfig
+    config_class = EASESideConfig  # type: ignore[assignment]
     uses_features = True
-    uses_history = True
+    requires_features = True
 
     def __init__(
         self,
@@ -52,30 +53,13 @@ class EASESide(Recommender):
         modality_weights: dict[str, float] | None = None,
         dtype: Literal["float32", "float64"] = "float32",
     ) -> None:
-        self.l2, self.side_weight, self.dtype = l2, side_weight, dtype
+        super().__init__(l2=l2, dtype=dtype)
+        self.side_weight = side_weight
         self.modalities, self.modality_weights = modalities, modality_weights
-        self.weights = np.zeros((0, 0), dtype=np.float32)
 
-    def _fit(self, train: sp.csr_matrix, features: Any | None, valid: sp.csr_matrix | None) -> None:
-        if features is None:
-            raise ModelError("ease_side needs item features; pass --features DIR (ease is the same model without them)")
-        content = ContentRecommender(modalities=self.modalities, modality_weights=self.modality_weights)
-        blocks = content.encode_items(features)  # (n_items, D): unit rows, missing modalities left out
-        gram = np.asarray((train.T @ train).toarray(), dtype=self.dtype)
-        side = np.asarray(blocks, dtype=self.dtype)
+    def _gram(self, train: sp.csr_matrix, features: Any | None) -> np.ndarray:
+        """``X^T X + s^2 T^T T`` with ``T^T`` the unit content vectors (missing modalities left out)."""
+        gram = super()._gram(train, features)
+        side = np.asarray(content_vectors(features, self.modalities, self.modality_weights), dtype=self.dtype)
         gram += (self.side_weight**2) * (side @ side.T)
-        gram[np.diag_indices_from(gram)] += self.l2
-        precision = _spd_inverse(gram)
-        weights = precision / (-np.diag(precision))[None, :]
-        weights[np.diag_indices_from(weights)] = 0.0
-        self.weights = np.ascontiguousarray(weights, dtype=np.float32)
-
-    def score(self, users: np.ndarray, user_items: sp.csr_matrix | None = None) -> np.ndarray:
-        """``x_u B`` for each user's history row (training row or ``user_items``)."""
-        return np.asarray(self._history_rows(users, user_items) @ self.weights, dtype=np.float32)
-
-    def _get_state(self) -> dict[str, np.ndarray]:
-        return {"weights": self.weights}
-
-    def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.weights = state["weights"]
+        return gram
