@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from fusionrec.eval import beyond as beyond_metrics
 from fusionrec.ranking.heldout import HeldOut, Scorer, rank_batch
 from fusionrec.ranking.metrics import RANKING_METRICS, auc_per_user, hit_matrix, metric_key, ranking_metrics
-from fusionrec.ranking.topk import as_score_tensor, binary_csr, keep_candidates
+from fusionrec.ranking.topk import binary_csr
 
 if TYPE_CHECKING:
     from fusionrec.data.splits import Split
@@ -255,12 +254,7 @@ class Evaluator:
         candidates: np.ndarray | None = None,
     ) -> EvalPlan:
         """What every batch needs: binary truth minus excluded items, users to evaluate, item groups."""
-        heldout_truth = binary_csr(truth)
-        if candidates is not None:
-            keep = np.zeros(heldout_truth.shape[1], dtype=np.float32)
-            keep[np.asarray(candidates, dtype=np.int64)] = 1.0
-            heldout_truth = binary_csr(heldout_truth @ sp.diags(keep))
-        heldout = HeldOut.build(heldout_truth, exclude)
+        heldout = HeldOut.build(truth, exclude, candidates)
         train_b = binary_csr(train) if train is not None else heldout.exclude
         item_popularity = np.asarray(train_b.sum(axis=0)).ravel()
         n_items = heldout.shape[1]
@@ -274,22 +268,18 @@ class Evaluator:
             item_popularity=item_popularity,
             item_groups=item_popularity_groups(item_popularity),
             user_activity=np.diff(train_b.indptr),
-            candidates=None if candidates is None else np.asarray(candidates, dtype=np.int64),
         )
 
     def evaluate_batch(self, model: Scorer, plan: EvalPlan, users: np.ndarray) -> PartialResult:
         """Per-user metrics of one batch of ``plan.users`` (a pure function of its inputs)."""
-        if plan.candidates is None:
-            ranked = rank_batch(model, plan.heldout, users, plan.max_k)
-        else:
-            ranked = rank_batch(_Restricted(model, plan.candidates), plan.heldout, users, plan.max_k)
+        ranked = rank_batch(model, plan.heldout, users, plan.max_k)
         truth_rows = ranked.truth_rows
         n_rel = np.diff(truth_rows.indptr)
         hits = hit_matrix(ranked.items, truth_rows)
         per_user = ranking_metrics(hits, n_rel, plan.ks, self.metrics)
         if self.auc:
             excluded = np.diff(ranked.excluded_rows.indptr)
-            if plan.candidates is not None:
+            if plan.heldout.candidates is not None:  # non-candidates are -inf too
                 excluded = np.isneginf(ranked.scores.numpy()).sum(axis=1)
             per_user["auc"] = auc_per_user(ranked.scores, excluded, truth_rows)
         group_hits = {
@@ -352,7 +342,6 @@ class EvalPlan:
     item_popularity: np.ndarray  # (n_items,) training popularity
     item_groups: np.ndarray  # (n_items,) 0 head, 1 tail
     user_activity: np.ndarray  # (n_users,) training items per user
-    candidates: np.ndarray | None = None
 
     @property
     def users(self) -> np.ndarray:
@@ -368,18 +357,6 @@ class PartialResult:
     top_k: np.ndarray
     group_hits: dict[int, np.ndarray]
     group_truth: np.ndarray
-
-
-class _Restricted:
-    """A scorer whose items outside ``candidates`` score ``-inf``."""
-
-    def __init__(self, model: Scorer, candidates: np.ndarray) -> None:
-        self.model, self.candidates = model, candidates
-
-    def score(self, users: np.ndarray) -> torch.Tensor:
-        scores = as_score_tensor(self.model.score(users))
-        keep_candidates(scores, self.candidates)
-        return scores
 
 
 def _group_counts(indices: np.ndarray, row_lengths: np.ndarray, item_groups: np.ndarray) -> np.ndarray:

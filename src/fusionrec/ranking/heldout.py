@@ -16,7 +16,7 @@ import torch
 from fusionrec.errors import ModelError
 from fusionrec.ranking.keys import parse_metric_key
 from fusionrec.ranking.metrics import hit_matrix, ranking_metrics
-from fusionrec.ranking.topk import as_score_tensor, binary_csr, mask_rows, top_k_items
+from fusionrec.ranking.topk import as_score_tensor, binary_csr, keep_candidates, mask_rows, top_k_items
 
 
 class Scorer(Protocol):
@@ -29,12 +29,15 @@ class Scorer(Protocol):
 class HeldOut:
     """Held-out truth ready for ranking: binary, with excluded items dropped from the truth.
 
-    ``users`` are the rows with at least one held-out item left (the ones evaluated).
+    ``users`` are the rows with at least one held-out item left (the ones evaluated). With
+    ``candidates`` (item indices) only those items are ranked, and held-out items outside them
+    are dropped from the truth.
     """
 
     truth: sp.csr_matrix  # (n_users, n_items) binary
     exclude: sp.csr_matrix  # (n_users, n_items) binary
     users: np.ndarray  # (n_evaluated,) int64
+    candidates: np.ndarray | None = None  # (n_candidates,) int64 item indices, None = all items
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -42,8 +45,18 @@ class HeldOut:
         return int(n_users), int(n_items)
 
     @classmethod
-    def build(cls, truth: sp.spmatrix | sp.sparray, exclude: sp.spmatrix | sp.sparray | None) -> HeldOut:
+    def build(
+        cls,
+        truth: sp.spmatrix | sp.sparray,
+        exclude: sp.spmatrix | sp.sparray | None,
+        candidates: np.ndarray | None = None,
+    ) -> HeldOut:
         truth_b = binary_csr(truth)
+        if candidates is not None:
+            candidates = np.asarray(candidates, dtype=np.int64)
+            keep = np.zeros(truth_b.shape[1], dtype=np.float32)
+            keep[candidates] = 1.0
+            truth_b = binary_csr(truth_b @ sp.diags(keep))
         if exclude is None:
             exclude_b = binary_csr(sp.csr_matrix(cast(Any, truth_b.shape), dtype=np.float32))
         else:
@@ -52,7 +65,7 @@ class HeldOut:
             raise ModelError(f"exclusion matrix has shape {exclude_b.shape}, held-out {truth_b.shape}")
         truth_b = binary_csr(truth_b - truth_b.multiply(exclude_b))
         users = np.flatnonzero(np.diff(truth_b.indptr) > 0).astype(np.int64)
-        return cls(truth=truth_b, exclude=exclude_b, users=users)
+        return cls(truth=truth_b, exclude=exclude_b, users=users, candidates=candidates)
 
 
 @dataclass
@@ -65,7 +78,7 @@ class RankedBatch:
 
 
 def rank_batch(model: Scorer, heldout: HeldOut, users: np.ndarray, k: int) -> RankedBatch:
-    """Score ``users`` with ``model``, mask their excluded items, take the top ``k``."""
+    """Score ``users`` with ``model``, mask their excluded items (and non-candidates), take the top ``k``."""
     n_items = heldout.shape[1]
     scores = as_score_tensor(model.score(users))
     if scores.shape != (len(users), n_items):
@@ -74,6 +87,8 @@ def rank_batch(model: Scorer, heldout: HeldOut, users: np.ndarray, k: int) -> Ra
         raise ModelError("score() returned NaN scores")
     excluded_rows = heldout.exclude[users]
     mask_rows(scores, excluded_rows)
+    if heldout.candidates is not None:
+        keep_candidates(scores, heldout.candidates)
     items, _ = top_k_items(scores, k)
     return RankedBatch(users, scores, items, heldout.truth[users], excluded_rows)
 
