@@ -73,7 +73,8 @@ class Recommender(ABC):
       modalities; ``uses_features``: it reads one when given.
     - ``uses_history``: scores are a function of the user's history row (EASE, ItemKNN): the
       base keeps the training matrix once as ``train_matrix`` (saved with the model) and
-      ``score(users, user_items=X)`` scores from ``X`` instead, exactly as a refit would.
+      ``score(users, user_items=X)`` scores from ``X`` instead: exactly what the model gives any
+      user with that history (the learnt item model itself is not refitted).
     """
 
     name: ClassVar[str]
@@ -229,12 +230,12 @@ class Recommender(ABC):
         if user_items is None:
             index = self._check_users(users)
             scores = as_score_tensor(self.score(index))
-            if exclude is not None:
-                mask_rows(scores, as_csr(exclude)[index])
+            if exclude is not None:  # only the batch's rows are sliced: no copy of the whole matrix
+                mask_rows(scores, _csr(exclude)[index])
         else:
             index = np.asarray(users, dtype=np.int64).ravel()
             scores = as_score_tensor(self.score(index, user_items=user_items))
-            mask_rows(scores, as_csr(exclude if exclude is not None else user_items))
+            mask_rows(scores, _csr(exclude if exclude is not None else user_items))
         if candidates is not None:
             keep_candidates(scores, candidates)
         return top_k_items(scores, k)
@@ -304,6 +305,11 @@ def read_model_meta(directory: str | Path) -> dict[str, Any]:
     """The ``model.json`` of a model directory, with a clear error when it is not one."""
     missing = f"{directory} is not a fusionrec model directory (no {CONFIG_FILE})"
     return read_versioned_json(Path(directory) / CONFIG_FILE, FORMAT_VERSION, missing)
+
+
+def _csr(matrix: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+    """``matrix`` itself when it is CSR already, else converted (masking reads only its structure)."""
+    return matrix if isinstance(matrix, sp.csr_matrix) else sp.csr_matrix(cast(Any, matrix))
 
 
 def empty_csr() -> sp.csr_matrix:
