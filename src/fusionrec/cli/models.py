@@ -25,8 +25,12 @@ from fusionrec.models.base import Recommender, as_csr
 from fusionrec.models.bundle import ModelBundle
 from fusionrec.models.registry import build_model, config_class, model_names
 
-
 # --------------------------------------------------------------------------- helpers
+FeaturesOption = Annotated[
+    Path | None, typer.Option("--features", help="Feature directory from `fusionrec features` (content models).")
+]
+
+
 def parse_ks(text: str) -> list[int]:
     try:
         ks = sorted({int(p) for p in text.replace(" ", "").split(",") if p})
@@ -101,9 +105,7 @@ def train(
     set_values: Annotated[
         list[str] | None, typer.Option("--set", help="Override one hyper-parameter, e.g. --set l2=300 (repeatable).")
     ] = None,
-    features_dir: Annotated[
-        Path | None, typer.Option("--features", help="Feature directory from `fusionrec features` (content models).")
-    ] = None,
+    features_dir: FeaturesOption = None,
 ) -> None:
     """Fit a model on the split's train part (valid for early stopping) and save it as a bundle."""
     values = model_config(model, config, set_values)
@@ -242,18 +244,17 @@ def tune(
     config: Annotated[Path | None, typer.Option("--config", help="YAML of fixed hyper-parameters.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Save the chosen model here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
-    features_dir: Annotated[
-        Path | None, typer.Option("--features", help="Feature directory from `fusionrec features` (content models).")
-    ] = None,
+    features_dir: FeaturesOption = None,
 ) -> None:
     """Grid search: fit every grid point on train, pick the best on valid, report test at that point only."""
     from fusionrec.eval.report import _clean, metrics_table
     from fusionrec.experiments.runner import grid_search
-    from fusionrec.ranking.metrics import RANKING_METRICS
+    from fusionrec.ranking.keys import check_valid_metric
 
-    name, _, cut = metric.partition("@")
-    if name not in RANKING_METRICS or not cut.isdigit():
-        raise typer.BadParameter(f"--metric must look like recall@20 (one of {', '.join(RANKING_METRICS)})")
+    try:
+        check_valid_metric(metric, what="--metric")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if not grid.exists():
         raise DataError("grid file not found", file=str(grid))
     raw_grid = yaml.safe_load(grid.read_text()) or {}

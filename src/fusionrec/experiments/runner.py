@@ -138,11 +138,10 @@ def grid_search(
 
     Test is evaluated once, for the chosen point only: selection never looks at test.
     """
-    from fusionrec.ranking.metrics import RANKING_METRICS, parse_metric_key
+    from fusionrec.ranking.keys import check_valid_metric, parse_metric_key
 
-    metric_name, metric_k = parse_metric_key(metric)
-    if metric_name not in RANKING_METRICS or metric_k is None:
-        raise ValueError(f"metric must look like 'recall@20', one of {RANKING_METRICS} at a cut-off")
+    _, metric_k = parse_metric_key(check_valid_metric(metric, what="metric"))
+    assert metric_k is not None
     ks = tuple(sorted({*k, metric_k}))
     trials: list[Trial] = []
     best: tuple[float, Trial, ModelRun] | None = None

@@ -21,14 +21,15 @@ def parse_metric_key(key: str) -> tuple[str, int | None]:
     return key, None
 
 
-def check_valid_metric(key: str) -> str:
-    """``key`` if it names a ranking metric at a positive cut-off (what early stopping can track)."""
+def check_valid_metric(key: str, what: str = "valid_metric") -> str:
+    """``key`` if it names a ranking metric at a positive cut-off (what early stopping and model
+    selection can track); else ``ValueError`` naming the setting ``what``."""
     try:
         name, k = parse_metric_key(key)
     except ValueError:
         name, k = key, None
     if name not in RANKING_METRICS or k is None or k < 1:
         raise ValueError(
-            f"valid_metric must look like 'recall@20': one of {', '.join(RANKING_METRICS)} at a cut-off >= 1, got {key!r}"
+            f"{what} must look like 'recall@20': one of {', '.join(RANKING_METRICS)} at a cut-off >= 1, got {key!r}"
         )
     return key
