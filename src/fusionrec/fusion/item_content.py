@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from fusionrec.errors import ModelError
 from fusionrec.fusion.fuser_base import Fuser
 from fusionrec.fusion.fusers import build_fuser
+from fusionrec.fusion.simple import PCAFuser
 from fusionrec.fusion.vectors import unit_rows
 
 FEATURE_PREFIX = "feat_"
@@ -89,7 +90,7 @@ class ItemContent(torch.nn.Module):
         module.set_features(
             {m: features.modalities[m].matrix for m in names}, {m: features.modalities[m].present for m in names}
         )
-        if hasattr(module.fuser, "fit_pca"):  # the PCA fuser is fitted on the present rows once
+        if isinstance(module.fuser, PCAFuser):  # the PCA fuser is fitted on the present rows once
             module.fuser.fit_pca(module.feature_tensors(), module.mask_tensors())
         return module
 
