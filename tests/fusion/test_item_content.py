@@ -62,3 +62,19 @@ def test_unknown_modality_and_bad_fuser_are_clear_errors() -> None:
         ItemContent.from_features(_features(), ["audio"], {"kind": "mean"})
     with pytest.raises(ModelError, match="modality_dropout"):
         ItemContent({"text": 3}, 4, {"kind": "mean"}, modality_dropout=1.0)
+
+
+def test_prepare_transforms_new_items_like_the_training_catalogue() -> None:
+    features = _features()
+    content = ItemContent.from_features(features, None, {"kind": "mean", "dim": 4})
+    prepared, masks = content.prepare_feature_set(features)
+    for name in content.names:
+        torch.testing.assert_close(prepared[name], content.feature_tensors()[name])
+        assert torch.equal(masks[name], content.mask_tensors()[name])
+    # the centre is the training one: a single new item is not centred on itself
+    one, _ = content.prepare({"text": (features.modalities["text"].matrix[:1], np.array([True]))})
+    torch.testing.assert_close(one["text"], content.feature_tensors()["text"][:1])
+    _, absent = content.prepare({"text": (features.modalities["text"].matrix[:1], np.array([True]))})
+    assert not absent["image"].any()
+    with pytest.raises(ModelError, match="audio"):
+        content.prepare({"audio": (np.zeros((1, 3)), np.array([True]))})

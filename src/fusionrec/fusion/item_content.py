@@ -2,8 +2,10 @@
 
 Every trained content model (``vbpr``, ``two_tower``, ``freedom``) reads item content the same way:
 the FeatureSet's matrices are stored as buffers (so a saved model carries them and needs no feature
-directory), each modality's rows are L2-normalised once (encoders differ wildly in scale: MiniLM is
-unit-norm, EfficientNet's pooled activations are not, attributes are one-hot), and a
+directory), each modality's rows are L2-normalised and centred once (encoders differ wildly in
+scale: MiniLM is unit-norm, EfficientNet's pooled activations are not, attributes are one-hot; and
+each shares a large common direction: :func:`fusionrec.fusion.vectors.centered_unit_rows`; the
+centres are buffers too, so :meth:`ItemContent.prepare` transforms new items alike), and a
 :class:`~fusionrec.fusion.fuser_base.Fuser` built from a config turns them into one vector per
 item, honouring the present-masks. ``modality_dropout`` drops a present modality of an item at
 random while training (the mask says it is missing), so the model learns to cope when it is.
@@ -31,10 +33,11 @@ from fusionrec.errors import ModelError
 from fusionrec.fusion.fuser_base import Fuser
 from fusionrec.fusion.fusers import build_fuser
 from fusionrec.fusion.simple import PCAFuser
-from fusionrec.fusion.vectors import unit_rows
+from fusionrec.fusion.vectors import centered_unit_rows, modality_center
 
 FEATURE_PREFIX = "feat_"
 MASK_PREFIX = "mask_"
+CENTER_PREFIX = "center_"
 
 
 class ItemContent(torch.nn.Module):
@@ -65,6 +68,7 @@ class ItemContent(torch.nn.Module):
         for name, dim in input_dims.items():
             self.register_buffer(FEATURE_PREFIX + name, torch.zeros(self.n_items, int(dim)))
             self.register_buffer(MASK_PREFIX + name, torch.zeros(self.n_items, dtype=torch.bool))
+            self.register_buffer(CENTER_PREFIX + name, torch.zeros(int(dim)))
         try:
             self.fuser: Fuser = build_fuser(fuser, dict(input_dims))
         except ValueError as exc:
@@ -95,15 +99,57 @@ class ItemContent(torch.nn.Module):
         return module
 
     def set_features(self, matrices: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray]) -> None:
-        """Store unit-normalised copies of the matrices (absent rows zero) and the masks."""
+        """Fit each modality's centre on these rows and store the centred unit rows and the masks."""
         for name in self.names:
             mask = np.asarray(present[name], dtype=bool)
-            values = unit_rows(np.asarray(matrices[name], dtype=np.float32), mask)
-            if values.shape != tuple(getattr(self, FEATURE_PREFIX + name).shape):
-                raise ModelError(f"{name} features have shape {values.shape}, expected {tuple(getattr(self, FEATURE_PREFIX + name).shape)}")
-            getattr(self, FEATURE_PREFIX + name).copy_(torch.from_numpy(values))
-            # a zero row (e.g. an all-zero attribute vector) carries no content: missing
-            getattr(self, MASK_PREFIX + name).copy_(torch.from_numpy(mask & values.any(axis=1)))
+            getattr(self, CENTER_PREFIX + name).copy_(torch.from_numpy(modality_center(np.asarray(matrices[name]), mask)))
+        features, masks = self.prepare({name: (matrices[name], present[name]) for name in self.names}, self.n_items)
+        for name in self.names:
+            getattr(self, FEATURE_PREFIX + name).copy_(features[name])
+            getattr(self, MASK_PREFIX + name).copy_(masks[name])
+
+    def prepare(
+        self, inputs: Mapping[str, tuple[np.ndarray, np.ndarray]], n_rows: int | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Fuser inputs for (new) items: ``{modality: (matrix (n, d_m), present (n,))}`` -> centred
+        unit-row tensors and masks on this module's device, with the stored centres. A modality
+        absent from ``inputs`` is missing for every row (``n_rows`` then gives the row count); a
+        zero row carries no content and is masked too."""
+        known = set(self.names)
+        unknown = sorted(set(inputs) - known)
+        if unknown:
+            raise ModelError(f"features for modalities {unknown} this model was not trained with (it has {list(self.names)})")
+        if n_rows is None:
+            if not inputs:
+                raise ModelError("no item features given")
+            n_rows = len(next(iter(inputs.values()))[1])
+        device = getattr(self, CENTER_PREFIX + self.names[0]).device
+        features, masks = {}, {}
+        for name in self.names:
+            dim = int(getattr(self, CENTER_PREFIX + name).shape[0])
+            if name in inputs:
+                matrix, present = np.asarray(inputs[name][0], dtype=np.float32), np.asarray(inputs[name][1], dtype=bool)
+                if matrix.shape != (n_rows, dim) or present.shape != (n_rows,):
+                    raise ModelError(f"{name} features have shape {matrix.shape} (mask {present.shape}), expected ({n_rows}, {dim})")
+                center = getattr(self, CENTER_PREFIX + name).detach().cpu().numpy()
+                values = centered_unit_rows(matrix, present, center)
+            else:
+                values, present = np.zeros((n_rows, dim), dtype=np.float32), np.zeros(n_rows, dtype=bool)
+            features[name] = torch.from_numpy(values).to(device)
+            masks[name] = torch.from_numpy(present & values.any(axis=1)).to(device)
+        return features, masks
+
+    def prepare_feature_set(self, item_features: Any) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """:meth:`prepare` for a FeatureSet of new items (its modalities this model lacks are ignored)."""
+        modalities = getattr(item_features, "modalities", None)
+        if modalities is None:
+            raise ModelError("item_features must be a FeatureSet (with .ids and .modalities)")
+        inputs = {name: (modalities[name].matrix, modalities[name].present) for name in self.names if name in modalities}
+        return self.prepare(inputs, len(item_features.ids))
+
+    def fuse(self, features: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The fuser on prepared inputs (see :meth:`prepare`), without modality dropout."""
+        return self.fuser(features, masks)
 
     @staticmethod
     def dims_from_state(state: Mapping[str, np.ndarray], prefix: str) -> dict[str, int]:
