@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, PositiveInt
 
+from fusionrec.fusion.config import FuserConfig, ItemGraphConfig, MeanFuserConfig
 from fusionrec.models.base import ModelConfig, ValidMetric
 
 
@@ -65,10 +66,35 @@ class LightGCNConfig(FactorModelConfig):
     learning_rate: float | None = Field(None, gt=0)  # type: ignore[assignment]  # None: sized to the batch
 
 
+class VBPRConfig(BPRMFConfig):
+    """VBPR (``fusionrec.models.vbpr``): BPR-MF's fields and defaults plus the item content part."""
+
+    modalities: list[str] | None = Field(None, min_length=1)  # None: every modality of the FeatureSet
+    fuser: FuserConfig = Field(default_factory=lambda: MeanFuserConfig(dim=64))  # its projection is VBPR's E; out dim = size of theta_u
+    content_reg: float = Field(1e-2, ge=0)  # L2 on theta_u, beta' and the batch's content vectors
+    modality_dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class FreedomConfig(FactorModelConfig):
+    """FREEDOM (``fusionrec.models.freedom``): LightGCN's training fields plus the two graphs."""
+
+    n_ui_layers: int = Field(2, ge=0)
+    n_mm_layers: int = Field(1, ge=0)
+    edge_dropout: float = Field(0.8, ge=0, lt=1)  # share of user-item edges pruned each epoch
+    content_weight: float = Field(1e-3, ge=0)  # weight of the content BPR terms
+    content_mode: Literal["per_modality", "fused"] = "per_modality"
+    modalities: list[str] | None = Field(None, min_length=1)  # None: every modality of the FeatureSet
+    fuser: FuserConfig = Field(default_factory=lambda: MeanFuserConfig(dim=64))  # content projection; out dim must equal factors
+    graph: ItemGraphConfig = Field(default_factory=ItemGraphConfig)  # modality_weights None: text 0.9, each other 0.1 (renormalised)
+    modality_dropout: float = Field(0.0, ge=0, lt=1)
+    learning_rate: float | None = Field(None, gt=0)  # type: ignore[assignment]  # None: sized to the batch
+
+
 class ContentConfig(ModelConfig):
     modalities: list[str] | None = None
     modality_weights: dict[str, float] | None = None
     recency_half_life_days: float | None = Field(default=None, gt=0)
+    center: bool = True
 
 
 class EASESideConfig(ModelConfig):
@@ -77,3 +103,36 @@ class EASESideConfig(ModelConfig):
     modalities: list[str] | None = None
     modality_weights: dict[str, float] | None = None
     dtype: Literal["float32", "float64"] = "float32"
+
+
+class TwoTowerConfig(ModelConfig):
+    """Two-tower retrieval (``fusionrec.models.two_tower``): content item tower, ID/history user tower."""
+
+    dim: int = Field(64, ge=1)  # output size of both towers
+    user_tower: Literal["id", "history", "both"] = "both"
+    user_hidden: tuple[PositiveInt, ...] = ()  # hidden sizes of the MLP over the pooled history
+    item_id_embedding: bool = True  # add an item ID embedding to the content (items with training interactions)
+    modalities: list[str] | None = Field(None, min_length=1)  # None: every modality of the FeatureSet
+    fuser: FuserConfig = Field(default_factory=lambda: MeanFuserConfig(dim=64))
+    tower_hidden: tuple[PositiveInt, ...] = (128,)  # hidden sizes of the item tower's MLP over the fused content
+    dropout: float = Field(0.1, ge=0, lt=1)
+    modality_dropout: float = Field(0.0, ge=0, lt=1)
+    normalize: bool = True  # cosine towers (unit vectors)
+    loss: Literal["bpr", "bce", "softmax"] = "softmax"
+    temperature: float = Field(0.1, gt=0)  # scores are divided by it in every loss
+    n_negatives: int = Field(4, ge=1)  # bce: sampled negatives per positive
+    shared_negatives: int = Field(256, ge=0)  # softmax: uniform negatives added to the in-batch items
+    logq_correction: bool = True  # softmax: subtract log q (sampling probability) from the logits
+    reg: float = Field(0.0, ge=0)  # L2 on the batch's ID embeddings
+    weight_decay: float = Field(0.0, ge=0)  # Adam's, on every parameter
+    epochs: int = Field(100, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    patience: int = Field(5, ge=1)
+    min_steps: int = Field(1000, ge=0)
+    valid_metric: ValidMetric = "recall@20"
+    eval_every: int = Field(1, ge=1)
+    init_std: float = Field(0.01, gt=0)
+    seed: int = 0
+    device: str = "cpu"
+    verbose: bool = False
