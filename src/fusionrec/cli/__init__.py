@@ -5,6 +5,7 @@ Each module below registers its verbs on the shared Typer ``app``.
 
 from __future__ import annotations
 
+from fusionrec.cli import ablate as _ablate  # noqa: F401
 from fusionrec.cli import data as _data  # noqa: F401  (registers stats/split/demo)
 from fusionrec.cli import demo as _demo  # noqa: F401
 from fusionrec.cli import features as _features  # noqa: F401

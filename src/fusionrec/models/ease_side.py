@@ -42,7 +42,7 @@ class EASESide(EASE):
     name = "ease_side"
     config_class = EASESideConfig  # type: ignore[assignment]
     uses_features = True
-    requires_features = True
+    requires_features = False  # without features it is EASE (the ablation's ID-only row)
 
     def __init__(
         self,
@@ -60,6 +60,8 @@ class EASESide(EASE):
     def _gram(self, train: sp.csr_matrix, features: Any | None) -> np.ndarray:
         """``X^T X + s^2 T^T T`` with ``T^T`` the unit content vectors (missing modalities left out)."""
         gram = super()._gram(train, features)
+        if features is None:
+            return gram
         side = np.asarray(content_vectors(features, self.modalities, self.modality_weights), dtype=self.dtype)
         gram += (self.side_weight**2) * (side @ side.T)
         return gram
