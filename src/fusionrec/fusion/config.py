@@ -175,3 +175,16 @@ def retarget_fuser(values: Mapping[str, Any], kind: str) -> dict[str, Any]:
     fields = FUSER_CONFIGS[kind].model_fields
     kept = {k: v for k, v in values.items() if k in fields and k != "kind" and v is not None}
     return {**kept, "kind": kind}
+
+
+class ItemGraphConfig(BaseModel):
+    """How to build the item-item graph (a model config can hold one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(default=10, ge=1, description="neighbours kept per item and modality")
+    weighting: Literal["binary", "cosine"] = "binary"
+    modality_weights: dict[str, float] | None = Field(
+        default=None, description="a_m per modality (normalised to sum 1); None = equal weights"
+    )
+    block_mb: int = Field(default=64, ge=1, description="dense similarity block size while building")

@@ -22,32 +22,19 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from fusionrec.errors import ModelError
+from fusionrec.fusion.config import ItemGraphConfig as ItemGraphConfig  # torch-free home
 from fusionrec.fusion.vectors import modality_weights, unit_rows
 from fusionrec.ranking.topk import top_k_items
 from fusionrec.training.graph import symmetric_normalize
 
 GRAPH_FORMAT_VERSION = 1
-
-
-class ItemGraphConfig(BaseModel):
-    """How to build the item-item graph (a model config can hold one)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    k: int = Field(default=10, ge=1, description="neighbours kept per item and modality")
-    weighting: Literal["binary", "cosine"] = "binary"
-    modality_weights: dict[str, float] | None = Field(
-        default=None, description="a_m per modality (normalised to sum 1); None = equal weights"
-    )
-    block_mb: int = Field(default=64, ge=1, description="dense similarity block size while building")
 
 
 @dataclass

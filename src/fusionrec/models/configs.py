@@ -81,7 +81,7 @@ class FreedomConfig(FactorModelConfig):
     n_ui_layers: int = Field(2, ge=0)
     n_mm_layers: int = Field(1, ge=0)
     edge_dropout: float = Field(0.8, ge=0, lt=1)  # share of user-item edges pruned each epoch
-    content_weight: float = Field(1e-3, ge=0)  # weight of the content BPR terms
+    content_weight: float = Field(1e-4, ge=0)  # weight of the content BPR terms
     content_mode: Literal["per_modality", "fused"] = "per_modality"
     modalities: list[str] | None = Field(None, min_length=1)  # None: every modality of the FeatureSet
     fuser: FuserConfig = Field(default_factory=lambda: MeanFuserConfig(dim=64))  # content projection; out dim must equal factors

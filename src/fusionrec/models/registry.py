@@ -18,6 +18,9 @@ MODELS: dict[str, str] = {
     "lightgcn": "fusionrec.models.lightgcn:LightGCN",
     "content": "fusionrec.models.content:ContentRecommender",
     "ease_side": "fusionrec.models.ease_side:EASESide",
+    "two_tower": "fusionrec.models.two_tower:TwoTower",
+    "vbpr": "fusionrec.models.vbpr:VBPR",
+    "freedom": "fusionrec.models.freedom:Freedom",
 }
 
 
@@ -30,6 +33,9 @@ CONFIGS: dict[str, str] = {
     "lightgcn": "fusionrec.models.configs:LightGCNConfig",
     "content": "fusionrec.models.configs:ContentConfig",
     "ease_side": "fusionrec.models.configs:EASESideConfig",
+    "two_tower": "fusionrec.models.configs:TwoTowerConfig",
+    "vbpr": "fusionrec.models.configs:VBPRConfig",
+    "freedom": "fusionrec.models.configs:FreedomConfig",
 }
 
 
