@@ -117,11 +117,14 @@ class ModalityFeatures:
     """One modality: ``matrix`` (n, d) float32, ``present`` (n,) bool, ``provenance``.
 
     Rows that are not present hold zeros; the mask, not the values, says they are missing.
+    ``inputs`` (optional, text): the exact string each row's encoder was given (``""`` where
+    masked), so a model can re-encode or fine-tune on the same texts; ``None`` when not recorded.
     """
 
     matrix: np.ndarray
     present: np.ndarray
     provenance: Provenance
+    inputs: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.matrix = np.ascontiguousarray(self.matrix, dtype=np.float32)
@@ -130,6 +133,10 @@ class ModalityFeatures:
             raise DataError(
                 f"feature matrix {self.matrix.shape} and present-mask {self.present.shape} do not align"
             )
+        if self.inputs is not None:
+            self.inputs = [str(text) for text in self.inputs]
+            if len(self.inputs) != self.matrix.shape[0]:
+                raise DataError(f"{len(self.inputs)} recorded inputs for {self.matrix.shape[0]} feature rows")
 
     @property
     def dim(self) -> int:
@@ -143,6 +150,7 @@ class _ModalityEntry(BaseModel):
     matrix_file: str
     present_file: str
     provenance: Provenance
+    inputs_file: str | None = None  # JSON list of the encoder's input texts (absent in older sets)
 
 
 class FeatureSetManifest(BaseModel):
@@ -227,11 +235,18 @@ class FeatureSet:
             safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
             _atomic_save_npy(out / f"{safe}.npy", features.matrix)
             _atomic_save_npy(out / f"{safe}.present.npy", features.present)
+            inputs_file = None
+            if features.inputs is not None:
+                inputs_file = f"{safe}.inputs.json"
+                tmp_inputs = out / f".{inputs_file}.{os.getpid()}.tmp"
+                tmp_inputs.write_text(json.dumps(features.inputs, ensure_ascii=False), encoding="utf-8")
+                os.replace(tmp_inputs, out / inputs_file)
             entries[name] = _ModalityEntry(
                 dim=features.dim,
                 matrix_file=f"{safe}.npy",
                 present_file=f"{safe}.present.npy",
                 provenance=features.provenance,
+                inputs_file=inputs_file,
             )
         manifest = FeatureSetManifest(entity=self.entity, n=len(self.ids), modalities=entries)
         tmp = out / f".manifest.json.{os.getpid()}.tmp"
@@ -259,10 +274,21 @@ class FeatureSet:
                 matrix=np.load(root / entry.matrix_file, allow_pickle=False),
                 present=np.load(root / entry.present_file, allow_pickle=False),
                 provenance=entry.provenance,
+                inputs=_load_inputs(root / entry.inputs_file) if entry.inputs_file else None,
             )
             for name, entry in manifest.modalities.items()
         }
         return cls(ids=ids, modalities=modalities, entity=manifest.entity)
+
+
+def _load_inputs(path: Path) -> list[str]:
+    try:
+        inputs = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the recorded encoder inputs: {exc}", file=str(path)) from exc
+    if not isinstance(inputs, list) or not all(isinstance(text, str) for text in inputs):
+        raise DataError("recorded encoder inputs are not a JSON list of strings", file=str(path))
+    return inputs
 
 
 @dataclass

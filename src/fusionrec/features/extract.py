@@ -231,7 +231,8 @@ class ExtractionPlan:
     """What one modality's extraction will do; plain data (``to_json`` / ``from_json``).
 
     ``keys[i]`` is item i's content key (hex), ``None`` where it is masked; ``masked`` holds
-    ``(item index, reason, detail)``; ``n_cached`` items were found in the store.
+    ``(item index, reason, detail)``; ``n_cached`` items were found in the store; ``inputs``
+    (text only) is every item's rendered text, ``""`` where masked, recorded in the FeatureSet.
     """
 
     modality: str
@@ -244,6 +245,7 @@ class ExtractionPlan:
     masked: list[tuple[int, str, str]]
     n_cached: int
     seconds: float = 0.0
+    inputs: list[str] | None = None
 
     @property
     def n_items(self) -> int:
@@ -388,6 +390,7 @@ def plan(
         masked=masked,
         n_cached=int((rows >= 0).sum()),
         seconds=time.perf_counter() - started,
+        inputs=contents if modality == "text" else None,
     )
 
 
@@ -557,7 +560,8 @@ def commit(
         masked_reasons=report.reason_counts(),
         extra={"truncated": report.truncated} if report.truncated else {},
     )
-    return ModalityFeatures(matrix=matrix, present=present, provenance=provenance), report
+    features = ModalityFeatures(matrix=matrix, present=present, provenance=provenance, inputs=p.inputs)
+    return features, report
 
 
 class _NoBar:
