@@ -21,34 +21,13 @@ from fusionrec.cli.app import app, console, friendly_errors
 from fusionrec.cli.data import split_table
 from fusionrec.config import SplitConfig
 from fusionrec.data.loaders import LoaderOptions, load_source
-from fusionrec.data.loaders.tabular import TabularMapping
-from fusionrec.data.sample import write_sample
+from fusionrec.data.sample import SAMPLE_MAPPING, write_sample
 from fusionrec.data.schema import Dataset
 from fusionrec.data.splits import Split, split_dataset
 from fusionrec.data.stats import dataset_stats, stats_table
 from fusionrec.data.validate import ValidationReport
 
 DEFAULT_SHARED = Path("..") / "shared" / "data"
-
-SAMPLE_MAPPING = TabularMapping(
-    interactions="interactions.csv",
-    items="items.csv",
-    users="users.csv",
-    user="user_id",
-    item="item_id",
-    rating="rating",
-    timestamp="timestamp",
-    item_id="item_id",
-    text=["title", "description"],
-    image="poster",
-    multi_valued=["genres"],
-    multi_valued_separator="|",
-    numeric=["year"],
-    user_id="user_id",
-    user_categorical=["gender"],
-    user_numeric=["age"],
-    rating_range=(1.0, 5.0),
-)
 
 
 def load_demo_data(data_root: Path, out: Path, use_sample: bool) -> tuple[Dataset, ValidationReport, str]:

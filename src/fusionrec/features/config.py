@@ -64,6 +64,10 @@ class AudioEncoderConfig(StrictModel):
     batch_size: int = Field(default=8, ge=1)
     max_seconds: float = Field(default=300.0, gt=0, description="only the first max_seconds of a clip")
     compute_type: str = Field(default="int8", description="CTranslate2 compute type: int8, float32, ...")
+    trim: bool = Field(
+        default=False,
+        description="encode a clip of <= 30 s at its own length, not padded to 30 s (fast; approximate)",
+    )
 
 
 class AttributesConfig(StrictModel):
