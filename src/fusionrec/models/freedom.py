@@ -107,8 +107,11 @@ class Freedom(LightGCN):
     Parameters
     ----------
     factors, reg, epochs, batch_size, learning_rate, patience, min_steps, valid_metric,
-    eval_every, init_std, seed, device, verbose: as in :class:`~fusionrec.models.lightgcn.LightGCN`
-    (``learning_rate=None`` sizes it to the batch).
+    eval_every, init_std, seed, device, verbose: as in :class:`~fusionrec.models.lightgcn.LightGCN`;
+    ``learning_rate=None`` sizes it to the batch at a fifth of LightGCN's rule,
+    ``0.01 * (batch / 16384) ** 0.387``: on ML-1M (batch 16,384) valid NDCG@20 was 0.192 at
+    LightGCN's 0.05, 0.213 at 0.02 and 0.218 at 0.01 (test 0.219 -> 0.258); the pruned graph
+    makes each step noisier than LightGCN's.
     n_ui_layers: LightGCN propagation steps over the user-item graph.
     n_mm_layers: propagation steps of the item ID embeddings over the item-item graph.
     edge_dropout: share of the user-item edges pruned at each epoch (0: none).
@@ -170,6 +173,11 @@ class Freedom(LightGCN):
         self._full_graph: SparseOperator | None = None
         self._item_graph: SparseOperator | None = None
         self._edges: sp.csr_matrix | None = None
+
+    def effective_learning_rate(self, n_pairs: int) -> float:
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return super().effective_learning_rate(n_pairs) / 5.0
 
     @property  # type: ignore[override]
     def n_layers(self) -> int:
