@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from fusionrec.fusion.config import FuserConfig, ItemGraphConfig, MeanFuserConfig
+from fusionrec.fusion.config import AttentionFuserConfig, FuserConfig, ItemGraphConfig, MeanFuserConfig
 from fusionrec.models.base import ModelConfig, ValidMetric
 
 
@@ -113,23 +113,24 @@ class TwoTowerConfig(ModelConfig):
     user_hidden: tuple[PositiveInt, ...] = ()  # hidden sizes of the MLP over the pooled history
     item_id_embedding: bool = True  # add an item ID embedding to the content (items with training interactions)
     modalities: list[str] | None = Field(None, min_length=1)  # None: every modality of the FeatureSet
-    fuser: FuserConfig = Field(default_factory=lambda: MeanFuserConfig(dim=64))
+    fuser: FuserConfig = Field(default_factory=lambda: AttentionFuserConfig(dim=64))
     tower_hidden: tuple[PositiveInt, ...] = (128,)  # hidden sizes of the item tower's MLP over the fused content
     dropout: float = Field(0.1, ge=0, lt=1)
     modality_dropout: float = Field(0.0, ge=0, lt=1)
     normalize: bool = True  # cosine towers (unit vectors)
     loss: Literal["bpr", "bce", "softmax"] = "softmax"
-    temperature: float = Field(0.1, gt=0)  # scores are divided by it in every loss
+    temperature: float = Field(0.2, gt=0)  # scores are divided by it in every loss
     n_negatives: int = Field(4, ge=1)  # bce: sampled negatives per positive
-    shared_negatives: int = Field(256, ge=0)  # softmax: uniform negatives added to the in-batch items
+    in_batch_negatives: int = Field(1024, ge=0)  # softmax: the positives of this many batch rows are negatives
+    uniform_negatives: int = Field(128, ge=0)  # softmax: and this many uniformly drawn items
     logq_correction: bool = True  # softmax: subtract log q (sampling probability) from the logits
     reg: float = Field(0.0, ge=0)  # L2 on the batch's ID embeddings
     weight_decay: float = Field(0.0, ge=0)  # Adam's, on every parameter
     epochs: int = Field(100, ge=1)
     batch_size: int | None = Field(None, ge=1)
-    learning_rate: float = Field(3e-3, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
     patience: int = Field(5, ge=1)
-    min_steps: int = Field(1000, ge=0)
+    min_steps: int = Field(500, ge=0)
     valid_metric: ValidMetric = "recall@20"
     eval_every: int = Field(1, ge=1)
     init_std: float = Field(0.01, gt=0)

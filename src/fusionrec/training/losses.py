@@ -23,6 +23,35 @@ def sampled_softmax_loss(user_vectors: torch.Tensor, item_vectors: torch.Tensor,
     return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
 
 
+def shared_negatives_softmax_loss(
+    user_vectors: torch.Tensor,
+    positive_vectors: torch.Tensor,
+    negative_vectors: torch.Tensor,
+    temperature: float = 1.0,
+    positive_log_q: torch.Tensor | None = None,
+    negative_log_q: torch.Tensor | None = None,
+    not_negative: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Sampled softmax: row ``b`` of ``user_vectors`` (B, d) should pick its positive
+    ``positive_vectors[b]`` (B, d) over the ``negative_vectors`` (N, d) the batch shares.
+
+    Logits are ``<u, v> / temperature - log q``: ``positive_log_q`` (B,) and ``negative_log_q`` (N,)
+    are the log probabilities that the sampler includes each item (the logQ correction of Yi et al.
+    2019: popular items, drawn as in-batch negatives more often, are not pushed down for it).
+    ``not_negative`` (B, N) bool drops pairs that are no negative (e.g. the row's own positive).
+    Costs one ``(B, N)`` matrix: ``-log softmax`` of the positive among ``[positive, negatives]``.
+    """
+    scaled = user_vectors / temperature
+    positive = (scaled * positive_vectors).sum(dim=1)
+    if positive_log_q is not None:
+        positive = positive - positive_log_q
+    bias = -negative_log_q if negative_log_q is not None else torch.zeros(len(negative_vectors), device=user_vectors.device)
+    negative = torch.addmm(bias.to(scaled.dtype), scaled, negative_vectors.T)
+    if not_negative is not None:
+        negative = negative.masked_fill(not_negative, float("-inf"))
+    return (torch.logaddexp(positive, torch.logsumexp(negative, dim=1)) - positive).mean()
+
+
 def l2_penalty(*tensors: torch.Tensor) -> torch.Tensor:
     """``sum ||t||^2 / 2`` over the tensors, divided by the batch size (rows of the first tensor)."""
     total = sum((t.pow(2).sum() for t in tensors), torch.zeros((), device=tensors[0].device))
