@@ -105,6 +105,15 @@ class EASESideConfig(ModelConfig):
     dtype: Literal["float32", "float64"] = "float32"
 
 
+class TextFinetuneConfig(ModelConfig):
+    """End-to-end fine-tuning of the text encoder inside ``two_tower`` (``text_finetune``)."""
+
+    model: str | None = None  # None: the model that made the text features (MiniLM by default)
+    layers: int = Field(1, ge=1)  # the last N transformer layers are trained
+    learning_rate: float = Field(2e-5, gt=0)  # their own Adam rate
+    max_length: int = Field(128, ge=8)  # tokens per text
+
+
 class TwoTowerConfig(ModelConfig):
     """Two-tower retrieval (``fusionrec.models.two_tower``): content item tower, ID/history user tower."""
 
@@ -117,6 +126,7 @@ class TwoTowerConfig(ModelConfig):
     tower_hidden: tuple[PositiveInt, ...] = (128,)  # hidden sizes of the item tower's MLP over the fused content
     dropout: float = Field(0.1, ge=0, lt=1)
     modality_dropout: float = Field(0.0, ge=0, lt=1)
+    text_finetune: TextFinetuneConfig | None = None  # train the text encoder's last layers (replaces the frozen text)
     normalize: bool = True  # cosine towers (unit vectors)
     loss: Literal["bpr", "bce", "softmax"] = "softmax"
     temperature: float = Field(0.2, gt=0)  # scores are divided by it in every loss

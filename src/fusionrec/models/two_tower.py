@@ -32,10 +32,11 @@ from pydantic import BaseModel
 
 from fusionrec.errors import ModelError
 from fusionrec.fusion.config import AnyFuserConfig, AttentionFuserConfig, parse_fuser_config
-from fusionrec.fusion.item_content import FEATURE_PREFIX, ItemContent
+from fusionrec.fusion.item_content import FEATURE_PREFIX, ItemContent, select_modalities
 from fusionrec.models.base import csr_from_state, csr_to_state, empty_csr
-from fusionrec.models.configs import TwoTowerConfig
+from fusionrec.models.configs import TextFinetuneConfig, TwoTowerConfig
 from fusionrec.models.torch_base import PARAM_PREFIX, FactorModel, TripleBatches
+from fusionrec.models.two_tower_text import TEXT_INPUT, FineTunedText, build_text_input, load_text_input
 from fusionrec.models.two_tower_towers import (
     HistoryPool,
     ItemTower,
@@ -66,6 +67,8 @@ class TwoTower(FactorModel):
         interactions keep their content vector alone). Without features the item tower is this
         embedding alone, so it must then be on.
     modalities, fuser, modality_dropout: the item content (:class:`~fusionrec.fusion.item_content.ItemContent`).
+    text_finetune: train the last layers of the text encoder with the recommendation loss instead
+        of reading the frozen text vectors (:mod:`fusionrec.models.two_tower_text`; ``None``: frozen).
     tower_hidden, dropout: the item tower's MLP over the fused content (and dropout in both MLPs).
     normalize: unit-length towers (cosine scores); the exported vectors are unit then.
     loss, temperature, n_negatives, in_batch_negatives, uniform_negatives, logq_correction: see the
@@ -96,6 +99,7 @@ class TwoTower(FactorModel):
         tower_hidden: tuple[int, ...] = (128,),
         dropout: float = 0.1,
         modality_dropout: float = 0.0,
+        text_finetune: TextFinetuneConfig | Mapping[str, Any] | None = None,
         normalize: bool = True,
         loss: Literal["bpr", "bce", "softmax"] = "softmax",
         temperature: float = 0.2,
@@ -129,6 +133,11 @@ class TwoTower(FactorModel):
         except ValueError as exc:
             raise ModelError(f"two_tower fuser: {exc}") from None
         self.tower_hidden, self.dropout, self.modality_dropout = tuple(tower_hidden), dropout, modality_dropout
+        self.text_finetune = (
+            text_finetune if text_finetune is None or isinstance(text_finetune, TextFinetuneConfig)
+            else TextFinetuneConfig.model_validate(dict(text_finetune))
+        )  # fmt: skip
+        self._loading_state: dict[str, np.ndarray] | None = None
         self.normalize, self.loss, self.temperature = normalize, loss, temperature
         self.n_negatives, self.logq_correction = n_negatives, logq_correction
         self.in_batch_negatives, self.uniform_negatives = in_batch_negatives, uniform_negatives
@@ -184,7 +193,12 @@ class TwoTower(FactorModel):
         """From the FeatureSet while fitting, from the saved dims when loading, else None (ID only)."""
         try:
             if self._fit_features is not None:
-                return ItemContent.from_features(self._fit_features, self.modalities, self.fuser, self.modality_dropout)
+                names = select_modalities(self._fit_features, self.modalities)
+                if self.text_finetune is not None:  # the text comes from the fine-tuned encoder instead
+                    names = [name for name in names if name != "text"]
+                    if not names:
+                        return None
+                return ItemContent.from_features(self._fit_features, names, self.fuser, self.modality_dropout)
             if self._content_dims is not None:
                 return ItemContent(self._content_dims, self.n_items, self.fuser, self.modality_dropout)
         except ModelError as exc:
@@ -195,10 +209,32 @@ class TwoTower(FactorModel):
         """Extra item-tower inputs: ``{name: module}``, each mapping ``(batch,)`` item indices (None:
         all) to ``(batch, module.out_dim)``, concatenated with the content before the tower MLP.
 
-        None by default; the place for e.g. a trainable text encoder behind a config flag (built
-        from ``self._fit_features`` while fitting; its weights come back through the state dict).
+        With ``text_finetune``: the fine-tuned text encoder (:mod:`fusionrec.models.two_tower_text`),
+        built from the FeatureSet's recorded texts while fitting, from the saved arrays when loading.
         """
-        return {}
+        if self.text_finetune is None:
+            return {}
+        if self._fit_features is not None:
+            return {TEXT_INPUT: build_text_input(self._fit_features, self.text_finetune)}
+        if self._loading_state is not None:
+            prefix = PARAM_PREFIX + f"items.extra_inputs.{TEXT_INPUT}."
+            return {TEXT_INPUT: load_text_input(self._loading_state, prefix, self.text_finetune)}
+        raise ModelError("two_tower text_finetune: no features to build the text encoder from")
+
+    def _text_input(self) -> FineTunedText | None:
+        module = self._module().items.extra_inputs
+        text = dict(module.items()).get(TEXT_INPUT)
+        return text if isinstance(text, FineTunedText) else None
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """One group for everything, plus the fine-tuned text layers at their own rate."""
+        module = self._module()
+        text = self._text_input()
+        if text is None:
+            return [{"params": list(module.parameters())}]
+        own = {id(p) for p in text.parameters()}
+        rest = [p for p in module.parameters() if id(p) not in own]
+        return [{"params": rest}, *text.parameter_groups()]
 
     def _module(self) -> TwoTowerModule:
         module = self.trainable_module()
@@ -223,6 +259,9 @@ class TwoTower(FactorModel):
 
     def _release_training(self) -> None:
         self._pool, self._item_share = None, None
+        text = self._text_input() if self.module is not None else None
+        if text is not None:
+            text.release_cache()
 
     def epoch_batches(self, rng: np.random.Generator) -> TripleBatches:
         """``(user, positive, negative)`` batches: one uniform negative per pair (BPR; softmax draws
@@ -376,7 +415,11 @@ class TwoTower(FactorModel):
             state = {k: v for k, v in state.items() if not k.startswith(HISTORY_STATE + "_")}
         has_content = any(k.startswith(CONTENT_STATE + FEATURE_PREFIX) for k in state)
         self._content_dims = ItemContent.dims_from_state(state, CONTENT_STATE) if has_content else None
-        super()._set_state(state)
+        self._loading_state = state
+        try:
+            super()._set_state(state)
+        finally:
+            self._loading_state = None
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -104,9 +104,9 @@ class ItemTower(torch.nn.Module):
     def encode_new(self, item_features: Any) -> torch.Tensor:
         """``(len(item_features.ids), dim)`` vectors of items known only by their features (no ID part),
         prepared with the training centres (a trained modality the set lacks is missing for every item)."""
-        if self.content is None:
+        if self.content is None and not self.extra_inputs:
             raise ModelError("two_tower was fitted without item features: it cannot score items from features")
-        parts = [self.content.fuse(*self.content.prepare_feature_set(item_features))]
+        parts = [self.content.fuse(*self.content.prepare_feature_set(item_features))] if self.content is not None else []
         for name, module in self.extra_inputs.items():
             encode = getattr(module, "encode_new", None)
             if encode is None:
