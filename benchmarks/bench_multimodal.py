@@ -30,10 +30,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import numpy as np
 import torch
-from bench_baselines import PeakRSS, PeerScores, Row, _f, _uir
 from rich.console import Console
 from rich.table import Table
 
+from bench_baselines import PeakRSS, PeerScores, Row, _f, _uir
 from fusionrec.data.splits import Split
 from fusionrec.eval.evaluator import Evaluator
 from fusionrec.experiments.runner import grid_search
@@ -177,6 +177,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated rows to run (ease, content, ease_side, vbpr, "
                         "freedom, two_tower, fusers, cornac)")
     parser.add_argument("--fusers", default="all", help="fuser kinds for the two_tower sweep (all or a list)")
+    parser.add_argument("--sweep-epochs", type=int, default=8, help="epoch cap of each run in the fuser sweep")
     parser.add_argument("--quick", action="store_true", help="1-2 epochs per model (a smoke run)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-multimodal.json")
     args = parser.parse_args()
@@ -185,7 +186,10 @@ def main() -> None:
     console.print(f"split {args.split}: {split.n_users} users, {split.n_items} items, train {len(split.train)}; "
                   f"features {', '.join(f'{n} {m.dim}-d ({m.provenance.encoder})' for n, m in features.modalities.items())}")
     wanted = set(filter(None, args.only.split(",")))
-    run = (lambda name: not wanted or name in wanted)
+
+    def run(name: str) -> bool:
+        return not wanted or name in wanted
+
     quick = {"epochs": 2, "min_steps": 0} if args.quick else {}
     evaluator = Evaluator(ks=KS)
     rows: list[Row] = []
@@ -210,7 +214,8 @@ def main() -> None:
     if run("fusers"):
         kinds = FUSER_KINDS if args.fusers == "all" else tuple(args.fusers.split(","))
         for kind in kinds:
-            add(fit_ours("two_tower", {"fuser": {"kind": kind}} | quick, split, features, evaluator,
+            sweep = {"fuser": {"kind": kind}, "epochs": args.sweep_epochs, "min_steps": 0}
+            add(fit_ours("two_tower", sweep | quick, split, features, evaluator,
                          label=f"two_tower[{kind}]"))
     if run("cornac"):
         add(cornac_vbpr(split, features, evaluator, BUDGET_S, args.quick))
