@@ -11,16 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from fusionrec.cli import app
-from fusionrec.data.schema import IdMap, Interactions
 from fusionrec.data.splits import Split
 from fusionrec.features.base import FeatureSet, ModalityFeatures, Provenance
+from tests.cli.cli_workspace import ITEM_CLUSTERS, saved_cluster_split, text
 
 runner = CliRunner()
-
-
-def text(result: object) -> str:
-    """Output with rich's line wrapping undone."""
-    return " ".join(str(getattr(result, "output", "")).split())
 
 
 def _modality(matrix: np.ndarray, encoder: str, fingerprint: str) -> ModalityFeatures:
@@ -32,19 +27,9 @@ def _modality(matrix: np.ndarray, encoder: str, fingerprint: str) -> ModalityFea
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A 4-cluster split, a dir with ``text`` (the clusters) + ``image`` (noise), a dir with another text encoder."""
     root = tmp_path_factory.mktemp("ablate_cli")
-    rng = np.random.default_rng(0)
-    n_users, n_items = 80, 40
-    cluster_u, cluster_i = rng.integers(0, 4, n_users), np.repeat(np.arange(4), 10)
-    chosen = rng.random((n_users, n_items)) < np.where(cluster_u[:, None] == cluster_i[None, :], 0.7, 0.03)
-    users, items = np.nonzero(chosen)
-    part = rng.choice(3, size=len(users), p=[0.7, 0.15, 0.15])
-
-    def inter(mask: np.ndarray) -> Interactions:
-        return Interactions(users[mask], items[mask], np.ones(mask.sum()), n_users=n_users, n_items=n_items)
-
-    item_map = IdMap([f"item{i}" for i in range(n_items)])
-    split = Split(inter(part == 0), inter(part == 1), inter(part == 2), IdMap([f"user{i}" for i in range(n_users)]), item_map)
-    split_dir = split.save(root / "split")
+    split_dir = saved_cluster_split(root)
+    item_map = Split.load(split_dir).item_map
+    rng, n_items, cluster_i = np.random.default_rng(1), len(ITEM_CLUSTERS), ITEM_CLUSTERS
     signal = np.eye(4)[cluster_i] + 0.2 * rng.normal(size=(n_items, 4))
     first = FeatureSet(ids=item_map.ids, modalities={
         "text": _modality(signal, "all-MiniLM-L6-v2", "fp-minilm"),

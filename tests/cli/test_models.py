@@ -10,39 +10,16 @@ import pytest
 from typer.testing import CliRunner
 
 from fusionrec.cli import app
-from fusionrec.data.schema import IdMap, Interactions
 from fusionrec.data.splits import Split
+from tests.cli.cli_workspace import saved_cluster_split, text
 
 runner = CliRunner()
-
-
-def text(result: object) -> str:
-    """Output with rich's line wrapping undone."""
-    return " ".join(str(getattr(result, "output", "")).split())
-
-
-def _split(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    n_users, n_items = 80, 40
-    cluster_u, cluster_i = rng.integers(0, 4, n_users), np.repeat(np.arange(4), 10)
-    chosen = rng.random((n_users, n_items)) < np.where(cluster_u[:, None] == cluster_i[None, :], 0.7, 0.03)
-    users, items = np.nonzero(chosen)
-    part = rng.choice(3, size=len(users), p=[0.7, 0.15, 0.15])
-
-    def inter(mask: np.ndarray) -> Interactions:
-        return Interactions(users[mask], items[mask], np.ones(mask.sum()), n_users=n_users, n_items=n_items)
-
-    split = Split(
-        inter(part == 0), inter(part == 1), inter(part == 2),
-        IdMap([f"user{i}" for i in range(n_users)]), IdMap([f"item{i}" for i in range(n_items)]),
-    )
-    return split.save(tmp_path / "split")
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("models_cli")
-    split_dir = _split(root)
+    split_dir = saved_cluster_split(root)
     config = root / "ease.yaml"
     config.write_text("l2: 5.0\n")
     result = runner.invoke(app, ["train", str(split_dir), "--model", "ease", "--config", str(config), "--out", str(root / "ease")])

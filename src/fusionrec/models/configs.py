@@ -26,17 +26,9 @@ class EASEConfig(ModelConfig):
     dtype: Literal["float32", "float64"] = "float32"
 
 
-class FactorModelConfig(ModelConfig):
-    """Hyper-parameters every embedding model trained with BPR by the shared Trainer has.
+class IterativeConfig(ModelConfig):
+    """The fields of every model the shared Trainer fits (epochs, batches, early stopping, device)."""
 
-    The defaults are meant to work unchanged from a thousand interactions to millions:
-    ``batch_size=None`` sizes the batch to the data (:func:`fusionrec.models.torch_base.auto_batch_size`), and early stopping
-    cannot fire before ``min_steps`` optimiser steps, so a small set (where an epoch is a few
-    batches) trains long enough and a large one stops on ``patience`` validations as before.
-    """
-
-    factors: int = Field(64, ge=1)
-    reg: float = Field(1e-4, ge=0)
     epochs: int = Field(100, ge=1)
     batch_size: int | None = Field(None, ge=1)
     learning_rate: float = Field(5e-3, gt=0)
@@ -48,6 +40,19 @@ class FactorModelConfig(ModelConfig):
     seed: int = 0
     device: str = "cpu"
     verbose: bool = False
+
+
+class FactorModelConfig(IterativeConfig):
+    """Hyper-parameters every embedding model trained with BPR by the shared Trainer has.
+
+    The defaults are meant to work unchanged from a thousand interactions to millions:
+    ``batch_size=None`` sizes the batch to the data (:func:`fusionrec.models.torch_base.auto_batch_size`), and early stopping
+    cannot fire before ``min_steps`` optimiser steps, so a small set (where an epoch is a few
+    batches) trains long enough and a large one stops on ``patience`` validations as before.
+    """
+
+    factors: int = Field(64, ge=1)
+    reg: float = Field(1e-4, ge=0)
 
 
 class BPRMFConfig(FactorModelConfig):
@@ -114,7 +119,7 @@ class TextFinetuneConfig(ModelConfig):
     max_length: int = Field(128, ge=8)  # tokens per text
 
 
-class TwoTowerConfig(ModelConfig):
+class TwoTowerConfig(IterativeConfig):
     """Two-tower retrieval (``fusionrec.models.two_tower``): content item tower, ID/history user tower."""
 
     dim: int = Field(64, ge=1)  # output size of both towers
@@ -136,14 +141,6 @@ class TwoTowerConfig(ModelConfig):
     logq_correction: bool = True  # softmax: subtract log q (sampling probability) from the logits
     reg: float = Field(0.0, ge=0)  # L2 on the batch's ID embeddings
     weight_decay: float = Field(0.0, ge=0)  # Adam's, on every parameter
-    epochs: int = Field(100, ge=1)
-    batch_size: int | None = Field(None, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
-    patience: int = Field(5, ge=1)
     min_steps: int = Field(500, ge=0)
-    valid_metric: ValidMetric = "recall@20"
-    eval_every: int = Field(1, ge=1)
     init_std: float = Field(0.01, gt=0)
-    seed: int = 0
-    device: str = "cpu"
-    verbose: bool = False
