@@ -81,6 +81,8 @@ def fit_ours(name: str, config: dict[str, Any], split: Split, features: FeatureS
         if history is not None:
             row.epochs = f"{history.n_epochs} (best {history.best_epoch}{', stopped' if history.stopped_early else ''})"
             row.per_epoch_s = history.time_per_epoch_s
+            best = history.best_value if history.best_value is not None else float("nan")
+            row.note = f"best valid {history.metric} {best:.4f}; " + row.note
         row.result = evaluator.evaluate(model, split, on="test")
         row.eval_s = row.result.time_s
     except Exception as exc:

@@ -50,7 +50,7 @@ def demo(
     sample: Annotated[bool, typer.Option("--sample", help="Use the built-in sample even if real data is present.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the split and of the models.")] = 0,
     skip_features: Annotated[bool, typer.Option("--skip-features", help="Do not run the pretrained encoders.")] = False,
-    models: Annotated[str, typer.Option(help="Comma-separated baselines to train and evaluate.")] = "mostpop,itemknn,ease,bpr,lightgcn",
+    models: Annotated[str, typer.Option(help="Comma-separated models to train and evaluate (the content models need the features).")] = "mostpop,itemknn,ease,bpr,lightgcn,ease_side,two_tower",
 ) -> None:
     """Run the pipeline end to end: ingest -> validate -> split -> features -> train -> evaluate."""
     timings: dict[str, float] = {}
@@ -88,15 +88,22 @@ def demo(
         if masked is not None:
             console.print(masked)
 
-    console.print(Rule("4. train + evaluate baselines (full ranking, test; valid for early stopping)"))
+    console.print(Rule("4. train + evaluate CF and multimodal models (full ranking, test; valid for early stopping)"))
     start = time.perf_counter()
     from fusionrec.experiments.runner import run_baselines
+    from fusionrec.models.registry import get_model_class
 
     names = [m.strip() for m in models.split(",") if m.strip()]
+    features = extraction.features if not skip_features else None
+    if features is None:
+        content = [n for n in names if get_model_class(n).uses_features]
+        if content:
+            console.print(f"no features (--skip-features): not training the content models {', '.join(content)}")
+        names = [n for n in names if n not in content]
     # the iterative models run on their defaults (sized to the data), seeded like the split
-    configs = {name: {"seed": seed} for name in names if name in ("bpr", "lightgcn")}
+    configs = {name: {"seed": seed} for name in names if "seed" in get_model_class(name).config_class.model_fields}
     keys = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@20", "mrr@20"]
-    run_baselines(split, models=names, k=(10, 20), console=console, configs=configs, keys=keys)
+    run_baselines(split, models=names, k=(10, 20), console=console, configs=configs, keys=keys, features=features)
     timings["train + evaluate"] = time.perf_counter() - start
 
     summary = Table(title="demo: time per stage")

@@ -69,14 +69,16 @@ def run_baselines(
     console: Console | None = None,
     configs: Mapping[str, Mapping[str, Any]] | None = None,
     keys: Sequence[str] | None = None,
+    features: Any | None = None,
 ) -> dict[str, ModelRun]:
     """Train every model in ``models`` with its defaults (or ``configs[name]``), evaluate on test
-    (valid items excluded too), print a table with 95 % intervals to ``console`` and return the runs."""
+    (valid items excluded too), print a table with 95 % intervals to ``console`` and return the runs.
+    ``features`` (a FeatureSet aligned with the split's items) reaches every model; pure CF models ignore it."""
     runs: dict[str, ModelRun] = {}
     for name in models:
         if console is not None:
             console.print(f"training [bold]{name}[/] ...")
-        runs[name] = train_and_evaluate(name, split, k=k, config=(configs or {}).get(name))
+        runs[name] = train_and_evaluate(name, split, k=k, config=(configs or {}).get(name), features=features)
     if console is not None:
         console.print(baselines_table(runs, keys=keys))
         console.print(beyond_table({n: r.result for n, r in runs.items()}))
