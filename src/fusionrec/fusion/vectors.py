@@ -35,14 +35,14 @@ def unit_rows(matrix: np.ndarray, present: np.ndarray | None = None) -> np.ndarr
 def modality_center(matrix: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
     """``(d,)`` float32 mean of the present, non-zero unit rows (zeros when there is none)."""
     unit = unit_rows(matrix, present)
-    keep = unit.any(axis=1)
+    keep = np.asarray(unit.any(axis=1), dtype=bool)
     return unit[keep].mean(axis=0).astype(np.float32) if keep.any() else np.zeros(unit.shape[1], dtype=np.float32)
 
 
 def centered_unit_rows(matrix: np.ndarray, present: np.ndarray | None = None, center: np.ndarray | None = None) -> np.ndarray:
     """Unit rows, minus ``center`` (default: their own :func:`modality_center`), unit again; absent rows zero."""
     unit = unit_rows(matrix, present)
-    keep = unit.any(axis=1)
+    keep = np.asarray(unit.any(axis=1), dtype=bool)
     mean = modality_center(matrix, present) if center is None else np.asarray(center, dtype=np.float32)
     return unit_rows(unit - mean[None, :], keep)
 
