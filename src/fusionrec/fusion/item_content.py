@@ -160,6 +160,13 @@ class ItemContent(torch.nn.Module):
             raise ModelError(f"no saved item features under {start!r}: not a content model's weights")
         return dims
 
+    @staticmethod
+    def saved_dims(state: Mapping[str, np.ndarray], prefix: str) -> dict[str, int] | None:
+        """:meth:`dims_from_state`, or None when nothing is saved under ``prefix`` (an ID-only model)."""
+        if not any(key.startswith(prefix + FEATURE_PREFIX) for key in state):
+            return None
+        return ItemContent.dims_from_state(state, prefix)
+
     # ------------------------------------------------------------------ reading
     def feature_tensors(self, items: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         out = {}

@@ -54,7 +54,7 @@ from fusionrec.fusion.item_content import ItemContent
 from fusionrec.models.configs import FreedomConfig
 from fusionrec.models.lightgcn import LightGCN, _Embeddings
 from fusionrec.models.torch_base import PARAM_PREFIX
-from fusionrec.models.vbpr import check_modality_names, content_keys_dims, content_of
+from fusionrec.models.vbpr import check_modality_names, content_of
 from fusionrec.training.graph import SparseOperator, normalized_adjacency
 from fusionrec.training.losses import bpr_loss, l2_penalty
 
@@ -311,6 +311,6 @@ class Freedom(LightGCN):
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         prefix = f"{PARAM_PREFIX}{CONTENT}."
         keys = dict.fromkeys(k[len(prefix) :].split(".", 1)[0] for k in state if k.startswith(prefix))
-        dims = {key: content_keys_dims(state, f"{prefix}{key}.") for key in keys}
+        dims = {key: ItemContent.saved_dims(state, f"{prefix}{key}.") for key in keys}
         self._content_dims = {key: d for key, d in dims.items() if d is not None}
         super()._set_state(state)

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from fusionrec.errors import ModelError
 from fusionrec.fusion.config import AnyFuserConfig, AttentionFuserConfig, parse_fuser_config
-from fusionrec.fusion.item_content import FEATURE_PREFIX, ItemContent, select_modalities
+from fusionrec.fusion.item_content import ItemContent, select_modalities
 from fusionrec.models.base import csr_from_state, csr_to_state, empty_csr
 from fusionrec.models.configs import TextFinetuneConfig, TwoTowerConfig
 from fusionrec.models.torch_base import PARAM_PREFIX, FactorModel, TripleBatches
@@ -413,8 +413,7 @@ class TwoTower(FactorModel):
         if self.scores_from_history:
             self.history_matrix = csr_from_state(HISTORY_STATE, state)
             state = {k: v for k, v in state.items() if not k.startswith(HISTORY_STATE + "_")}
-        has_content = any(k.startswith(CONTENT_STATE + FEATURE_PREFIX) for k in state)
-        self._content_dims = ItemContent.dims_from_state(state, CONTENT_STATE) if has_content else None
+        self._content_dims = ItemContent.saved_dims(state, CONTENT_STATE)
         self._loading_state = state
         try:
             super()._set_state(state)

@@ -23,7 +23,7 @@ import torch
 
 from fusionrec.errors import ModelError
 from fusionrec.fusion.config import AnyFuserConfig, MeanFuserConfig
-from fusionrec.fusion.item_content import FEATURE_PREFIX, ItemContent, select_modalities
+from fusionrec.fusion.item_content import ItemContent, select_modalities
 from fusionrec.models.configs import VBPRConfig
 from fusionrec.models.mf import BPRMF, _Factors
 from fusionrec.models.torch_base import PARAM_PREFIX
@@ -66,13 +66,6 @@ def content_of(content: ItemContent, items: torch.Tensor) -> torch.Tensor:
     if len(items) >= content.n_items:
         return content()[items]
     return content(items)
-
-
-def content_keys_dims(state: dict[str, np.ndarray], prefix: str) -> dict[str, int] | None:
-    """``{modality: dim}`` of the ItemContent saved under ``prefix`` (None when there is none)."""
-    if not any(key.startswith(prefix + FEATURE_PREFIX) for key in state):
-        return None
-    return ItemContent.dims_from_state(state, prefix)
 
 
 class VBPR(BPRMF):
@@ -220,5 +213,5 @@ class VBPR(BPRMF):
 
     # ---------------------------------------------------------------- persistence
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self._content_dims = content_keys_dims(state, f"{PARAM_PREFIX}{CONTENT}.")
+        self._content_dims = ItemContent.saved_dims(state, f"{PARAM_PREFIX}{CONTENT}.")
         super()._set_state(state)
