@@ -21,8 +21,9 @@ FORBIDDEN: dict[str, set[str]] = {
     "features": {"fusion", "models", "training", "eval", "experiments", "cli", "serve", "distributed"},
     "fusion": {"models", "eval", "experiments", "cli", "serve", "distributed"},
     "training": {"models", "eval", "experiments", "cli", "serve", "distributed"},
-    "models": {"eval", "experiments", "cli", "serve", "distributed"},
-    "eval": {"models", "training", "fusion", "experiments", "cli", "serve", "distributed"},
+    "models": {"eval", "coldstart", "experiments", "cli", "serve", "distributed"},
+    "eval": {"models", "training", "fusion", "coldstart", "experiments", "cli", "serve", "distributed"},
+    "coldstart": {"eval", "experiments", "cli", "serve", "distributed"},
     "experiments": {"cli", "serve"},
 }
 ALWAYS_ALLOWED = {"errors"}

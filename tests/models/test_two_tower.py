@@ -141,13 +141,16 @@ def test_history_tower_scores_new_feedback_exactly(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.score(users, user_items=fresh[users]), live)
 
 
-def test_both_tower_takes_user_items_for_known_users_and_id_tower_refuses_them() -> None:
+def test_both_tower_takes_user_items_for_known_and_new_users_and_id_tower_refuses_them() -> None:
     split = _planted()
     fresh = (split.csr("train") + split.csr("valid")).tocsr()
     both = _fit(user_tower="both")
     assert both.score(np.array([2, 3]), user_items=fresh[[2, 3]]).shape == (2, split.n_items)
-    with pytest.raises(ModelError, match="known users"):
-        both.score(np.array([-1]), user_items=fresh[:1])
+    # a user unseen in training (-1) has no ID vector: scored from the history alone, and a known
+    # user's row does not change when an unknown one shares the batch
+    mixed = both.score(np.array([2, -1]), user_items=fresh[[2, 3]])
+    np.testing.assert_allclose(mixed[0], both.score(np.array([2]), user_items=fresh[[2]])[0], rtol=1e-5, atol=1e-6)
+    assert np.isfinite(mixed[1]).all() and np.abs(mixed[1] - mixed[0]).max() > 1e-4
     ids = _fit(user_tower="id")
     with pytest.raises(ModelError, match="user_tower='id'"):
         ids.score(np.array([0]), user_items=fresh[:1])

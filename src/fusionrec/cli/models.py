@@ -135,19 +135,29 @@ def evaluate(
     ci: Annotated[str, typer.Option("--ci", help="Confidence intervals: t or bootstrap.")] = "t",
     auc: Annotated[bool, typer.Option("--auc", help="Also compute full-ranking AUC (sorts every row).")] = False,
     groups: Annotated[bool, typer.Option("--groups", help="Print breakdowns by user activity and item popularity.")] = False,
+    candidates: Annotated[
+        str, typer.Option("--candidates", help="all (rank every item) or cold (only the held-out items without training data).")
+    ] = "all",
 ) -> None:
-    """Full-ranking evaluation of a saved model on valid or test, with 95 % confidence intervals."""
+    """Full-ranking evaluation of a saved model on valid or test, with 95 % confidence intervals.
+
+    On a cold-item split, `--candidates cold` ranks among the cold items only (the DropoutNet /
+    CLCRec protocol); `all` ranks them among every item and `--groups` reports cold and warm apart."""
     from fusionrec.eval.evaluator import Evaluator  # lazy: torch loads only when needed
     from fusionrec.eval.report import _clean, beyond_table, groups_table, metrics_table, write_csv
     if on not in ("valid", "test"):
         raise typer.BadParameter("--on must be valid or test")
     if ci not in ("t", "bootstrap"):
         raise typer.BadParameter("--ci must be t or bootstrap")
+    if candidates not in ("all", "cold"):
+        raise typer.BadParameter("--candidates must be all or cold")
     ks = parse_ks(k)
     bundle = ModelBundle.load(model_dir)
     split = Split.load(split_dir)
     bundle.check_split(split)
-    result = Evaluator(ks=ks, auc=auc).evaluate(bundle.model, split, on=on)
+    result = Evaluator(ks=ks, auc=auc).evaluate(bundle.model, split, on=on, candidates=None if candidates == "all" else "cold")
+    if candidates == "cold" and result.n_evaluated == 0:
+        raise DataError(f"no {on} interaction is with an item that has no training data: is this a cold-item split?")
     name = bundle.name
     if csv_path is not None:
         write_csv({name: result}, csv_path, ci_method=ci)
@@ -156,7 +166,8 @@ def evaluate(
         flat = summary["metrics"] | {k_: v for k_, v in summary.items() if k_ != "metrics"}
         typer.echo(json.dumps(_clean(flat | {"model": name}), indent=2))
         return
-    console.print(metrics_table({name: result}, ci=ci, title=f"{on}, full ranking over {result.n_items} items"))
+    scope = f"full ranking over {result.n_items} items" if candidates == "all" else "ranking among the cold items"
+    console.print(metrics_table({name: result}, ci=ci, title=f"{on}, {scope}"))
     console.print(f"{result.n_evaluated} users evaluated, {result.n_skipped} without {on} items skipped")
     console.print(beyond_table({name: result}))
     if groups:

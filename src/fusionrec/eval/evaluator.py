@@ -33,17 +33,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-N_ITEM_GROUPS = 2  # head / tail of training popularity
+N_ITEM_GROUPS = 3  # head / tail of training popularity, and cold (no training interaction)
+ITEM_GROUP_NAMES = ("head", "tail", "cold")
+COLD_GROUP = 2
 
 
 def item_popularity_groups(item_popularity: np.ndarray, head_share: float = 0.2) -> np.ndarray:
-    """``(n_items,)`` int: 0 for the ``head_share`` most popular items ("head"), 1 for the rest ("tail")."""
+    """``(n_items,)`` int: 0 for the ``head_share`` most popular items ("head"), 1 for the other
+    items with training interactions ("tail"), 2 for those with none ("cold")."""
     n_items = len(item_popularity)
     n_head = round(n_items * head_share)
     order = np.argsort(-np.asarray(item_popularity), kind="stable")
     groups = np.ones(n_items, dtype=np.int64)
     groups[order[:n_head]] = 0
+    groups[np.asarray(item_popularity) <= 0] = COLD_GROUP
     return groups
+
+
+def cold_candidates(train: sp.csr_matrix, heldout: sp.csr_matrix) -> np.ndarray:
+    """``(n,)`` int64 indices of the items with no training interaction that occur in ``heldout``:
+    the candidate set of the cold-item protocol of DropoutNet / CLCRec (rank among the cold items)."""
+    in_train = np.asarray(binary_csr(train).sum(axis=0)).ravel() > 0
+    in_heldout = np.asarray(binary_csr(heldout).sum(axis=0)).ravel() > 0
+    return np.flatnonzero(in_heldout & ~in_train).astype(np.int64)
 
 
 @dataclass
@@ -60,7 +72,7 @@ class EvalResult:
     user_activity: np.ndarray  # (n_evaluated,) number of training items of each user
     top_k: np.ndarray  # (n_evaluated, max(ks)) int64, -1 = empty slot
     beyond: dict[str, float] = field(default_factory=dict)
-    item_group_names: tuple[str, ...] = ("head", "tail")
+    item_group_names: tuple[str, ...] = ITEM_GROUP_NAMES
     item_group_hits: dict[int, np.ndarray] = field(default_factory=dict)  # k -> (n_eval, n_groups)
     item_group_truth: np.ndarray | None = None  # (n_eval, n_groups)
 
@@ -103,7 +115,7 @@ class EvalResult:
         return out
 
     def by_item_popularity(self) -> dict[str, dict[str, float]]:
-        """Recall@k restricted to each item group (head/tail of training popularity).
+        """Recall@k restricted to each item group (head/tail of training popularity, cold: none).
 
         ``recall_g@k = hits among group-g held-out items / number of group-g held-out items``,
         averaged over users who have at least one held-out item in group g.
@@ -114,6 +126,8 @@ class EvalResult:
         for g, name in enumerate(self.item_group_names):
             truth = self.item_group_truth[:, g]
             has = truth > 0
+            if g == COLD_GROUP and not has.any():
+                continue  # no held-out cold item: nothing to report
             row: dict[str, float] = {"n_users": float(has.sum())}
             for k, hits in sorted(self.item_group_hits.items()):
                 row[metric_key("recall", k)] = float(np.mean(hits[has, g] / truth[has])) if has.any() else float("nan")
@@ -210,13 +224,24 @@ class Evaluator:
         self.item_features = item_features
         self.item_present = item_present
 
-    def evaluate(self, model: Scorer, split: Split, on: str = "test") -> EvalResult:
-        """Evaluate on ``valid`` (excluding train items) or ``test`` (excluding train and valid)."""
+    def evaluate(
+        self, model: Scorer, split: Split, on: str = "test", candidates: np.ndarray | str | None = None
+    ) -> EvalResult:
+        """Evaluate on ``valid`` (excluding train items) or ``test`` (excluding train and valid).
+
+        ``candidates``: None ranks every item; ``"cold"`` only the items without training
+        interactions that occur in ``on`` (:func:`cold_candidates`, the cold-item protocol); an
+        array, those item indices."""
         if on not in ("valid", "test"):
             raise ValueError(f"on must be 'valid' or 'test', got {on!r}")
         train = split.csr("train")
         exclude = train if on == "valid" else (train + split.csr("valid")).tocsr()
-        return self.evaluate_matrices(model, split.csr(on), exclude, train=train, part=on)
+        truth = split.csr(on)
+        if isinstance(candidates, str):
+            if candidates != "cold":
+                raise ValueError(f"candidates must be 'cold', an array of item indices or None, got {candidates!r}")
+            candidates = cold_candidates(train, truth)
+        return self.evaluate_matrices(model, truth, exclude, train=train, part=on, candidates=candidates)
 
     def evaluate_matrices(
         self,
@@ -312,9 +337,9 @@ class Evaluator:
             user_activity=plan.user_activity[users],
             top_k=top_k,
             item_group_hits={
-                k: np.concatenate([p.group_hits[k] for p in parts]) if parts else np.zeros((0, 2)) for k in plan.ks
+                k: np.concatenate([p.group_hits[k] for p in parts]) if parts else np.zeros((0, N_ITEM_GROUPS)) for k in plan.ks
             },
-            item_group_truth=np.concatenate([p.group_truth for p in parts]) if parts else np.zeros((0, 2)),
+            item_group_truth=np.concatenate([p.group_truth for p in parts]) if parts else np.zeros((0, N_ITEM_GROUPS)),
         )
         if self.beyond and len(users):
             item_popularity = plan.item_popularity
@@ -324,6 +349,10 @@ class Evaluator:
                 "avg_popularity": _nanmean(beyond_metrics.average_popularity(top_k, item_popularity)),
                 "gini": beyond_metrics.gini_index(top_k, n_items),
             }
+            cold = plan.item_groups == COLD_GROUP
+            if cold.any():  # share of the filled top-k slots that hold items without training data
+                filled = top_k >= 0
+                result.beyond["cold_share"] = float(cold[top_k[filled]].mean()) if filled.any() else float("nan")
             if self.item_features is not None:
                 result.beyond["ild"] = _nanmean(
                     beyond_metrics.intra_list_diversity(top_k, self.item_features, self.item_present)
@@ -340,7 +369,7 @@ class EvalPlan:
     ks: tuple[int, ...]
     max_k: int
     item_popularity: np.ndarray  # (n_items,) training popularity
-    item_groups: np.ndarray  # (n_items,) 0 head, 1 tail
+    item_groups: np.ndarray  # (n_items,) 0 head, 1 tail, 2 cold
     user_activity: np.ndarray  # (n_users,) training items per user
 
     @property

@@ -66,7 +66,7 @@ def groups_table(result: EvalResult, by: str = "activity", keys: Sequence[str] |
     groups = result.by_user_activity() if by == "activity" else result.by_item_popularity()
     if keys is None:
         keys = [f"recall@{k}" for k in result.ks] + ([f"ndcg@{k}" for k in result.ks] if by == "activity" else [])
-    table = Table(title=f"by {'user activity' if by == 'activity' else 'item popularity (head = top 20 %)'}")
+    table = Table(title=f"by {'user activity' if by == 'activity' else 'item popularity (head = top 20 %, cold = no training data)'}")
     table.add_column("group", style="bold")
     table.add_column("users", justify="right")
     for key in keys:
@@ -80,8 +80,7 @@ def beyond_table(results: Mapping[str, EvalResult]) -> Table:
     """Coverage, novelty, average popularity and Gini of each model's lists."""
     table = Table(title="beyond accuracy")
     names = ["coverage", "novelty", "avg_popularity", "gini"]
-    if any("ild" in r.beyond for r in results.values()):
-        names.append("ild")
+    names += [n for n in ("ild", "cold_share") if any(n in r.beyond for r in results.values())]
     table.add_column("model", style="bold")
     for name in names:
         table.add_column(name, justify="right")

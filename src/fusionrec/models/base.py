@@ -70,7 +70,9 @@ class Recommender(ABC):
 
     - ``required_modalities``: feature modalities the model cannot work without (``fit`` raises
       a clear error when they are missing); ``requires_features``: it needs a FeatureSet, of any
-      modalities; ``uses_features``: it reads one when given.
+      modalities; ``uses_features``: it reads one when given; ``maps_cold_items``: an ID model
+      that, given a FeatureSet, learns a content-to-embedding map after training, so items
+      without training interactions (and new ones, ``score_items``) get a content-based vector.
     - ``uses_history``: scores are a function of the user's history row (EASE, ItemKNN): the
       base keeps the training matrix once as ``train_matrix`` (saved with the model) and
       ``score(users, user_items=X)`` scores from ``X`` instead: exactly what the model gives any
@@ -82,6 +84,7 @@ class Recommender(ABC):
     required_modalities: ClassVar[tuple[str, ...]] = ()
     requires_features: ClassVar[bool] = False
     uses_features: ClassVar[bool] = False
+    maps_cold_items: ClassVar[bool] = False
     uses_history: ClassVar[bool] = False
 
     n_users: int = 0
@@ -157,8 +160,10 @@ class Recommender(ABC):
                 f"{self.name} needs the {', '.join(missing)} modalit{'y' if len(missing) == 1 else 'ies'} "
                 f"but got {have}; extract them with `fusionrec features` and pass --features DIR"
             )
-        if features is None or not self.uses_features:
+        if features is None or not (self.uses_features or self.maps_cold_items):
             return
+        if not self.uses_features and not getattr(features, "modalities", None):
+            return  # an ID model with a cold-item map ignores what is not a FeatureSet
         ids = np.asarray(features.ids).astype(str)
         if len(ids) != n_items:
             raise ModelError(f"the feature set has {len(ids)} items, the interactions {n_items}: re-extract features")

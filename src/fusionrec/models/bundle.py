@@ -104,7 +104,7 @@ class ModelBundle:
                 "n_train": int(train.nnz),
                 "strategy": str(split.info.get("strategy", "")),
             },
-            features=feature_provenance(features) if model.uses_features else {},
+            features=feature_provenance(features) if model.uses_features or model.maps_cold_items else {},
         )
 
     @property

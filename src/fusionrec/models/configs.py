@@ -126,6 +126,7 @@ class TwoTowerConfig(IterativeConfig):
     user_tower: Literal["id", "history", "both"] = "both"
     user_hidden: tuple[PositiveInt, ...] = ()  # hidden sizes of the MLP over the pooled history
     item_id_embedding: bool = True  # add an item ID embedding to the content (items with training interactions)
+    item_id_dropout: float = Field(0.0, ge=0, lt=1)  # DropoutNet: drop item ID vectors in training (cold items)
     modalities: list[str] | None = Field(None, min_length=1)  # None: every modality of the FeatureSet
     fuser: FuserConfig = Field(default_factory=lambda: AttentionFuserConfig(dim=64))
     tower_hidden: tuple[PositiveInt, ...] = (128,)  # hidden sizes of the item tower's MLP over the fused content

@@ -13,6 +13,7 @@ import torch
 
 from fusionrec.errors import ModelError
 from fusionrec.models.base import Recommender
+from fusionrec.models.cold_items import ContentToEmbedding
 from fusionrec.training.sampling import bpr_triples, interaction_keys
 from fusionrec.training.trainer import Trainer, TrainHistory
 
@@ -208,10 +209,74 @@ class TorchRecommender(Recommender):
 
 
 class FactorModel(TorchRecommender):
-    """A torch model whose scores are ``user_factors @ item_factors.T`` (exported as numpy)."""
+    """A torch model whose scores are ``user_factors @ item_factors.T`` (exported as numpy).
+
+    Cold items: fitted with a FeatureSet, an ID model (``maps_cold_items``) learns a
+    content-to-embedding map once trained (:mod:`fusionrec.models.cold_items`); every item without
+    training interactions is then served its mapped vector, and :meth:`score_items` scores items
+    known only by their features. Models whose item side reads content themselves (VBPR, the two
+    tower) turn this off.
+    """
 
     #: how ``user_vectors() @ item_vectors().T`` relates to ``score`` (an ANN index reads it)
     vector_measure: ClassVar[str] = "inner_product"
+    maps_cold_items: ClassVar[bool] = True
+    #: the content-to-embedding map (None: fitted without features, or the model reads content itself)
+    cold_map: ContentToEmbedding | None = None
+
+    def _fit(self, train: sp.csr_matrix, features: Any | None, valid: sp.csr_matrix | None) -> None:
+        self.cold_map = None
+        super()._fit(train, features, valid)
+        if self.maps_cold_items and features is not None and getattr(features, "modalities", None):
+            self._fit_cold_map(train, features)
+
+    def _fit_cold_map(self, train: sp.csr_matrix, features: Any) -> None:
+        """Fit the map on the warm items and serve mapped vectors for the items nobody trained on."""
+        counts = np.asarray(train.getnnz(axis=0)).ravel()
+        items, users = self._exported["item_factors"], self._exported["user_factors"]
+        try:
+            cold_map = ContentToEmbedding().fit(features, items, counts, users)
+        except ModelError as exc:
+            raise ModelError(f"{self.name}: cold-item map: {exc}") from None
+        cold = np.flatnonzero(counts == 0)
+        if len(cold):
+            items = items.copy()
+            items[cold] = cold_map.predict(cold_map.encode(features)[cold])
+            self._exported["item_factors"] = items
+        self.cold_map = cold_map
+        self._exported |= cold_map.state()
+
+    def score_items(self, users: np.ndarray, item_features: Any) -> np.ndarray:
+        """``(len(users), len(item_features.ids))`` float32 scores of training users for items known
+        only by their features (a FeatureSet with the modalities the map was fitted on)."""
+        index = self._check_users(users)
+        if self.cold_map is None:
+            raise ModelError(
+                f"{self.name} was fitted without item features, so it has no content-to-embedding map "
+                "for new items; fit it with features (--features DIR)"
+            )
+        vectors = self.cold_map.predict_features(item_features)
+        return np.asarray(self._exported["user_factors"][index] @ vectors.T, dtype=np.float32)
+
+    def fold_in_users(self, rows: sp.csr_matrix, reg: float = 0.01, steps: int = 100) -> np.ndarray:
+        """``(n_rows, d)`` float32 user vectors for histories ``rows`` (``(n_rows, n_items)``), the item
+        vectors fixed (:func:`fusionrec.models.fold_in.fold_in_bpr`: the BPR objective these models
+        train with); ``vectors @ item_vectors().T`` scores those users. A folded-in item bias keeps its
+        constant user column."""
+        from fusionrec.models.fold_in import fold_in_bpr
+
+        self._check_fitted()
+        users, items = self._exported["user_factors"], self._exported["item_factors"]
+        rows = sp.csr_matrix(rows)
+        if rows.shape[1] != self.n_items:
+            raise ModelError(f"history rows have {rows.shape[1]} columns, the model {self.n_items} items")
+        bias_column = len(users) > 0 and bool(np.all(users[:, -1] == 1.0))
+        fixed, values = ([items.shape[1] - 1], [1.0]) if bias_column else ([], [])
+        return fold_in_bpr(items, rows, reg=reg, steps=steps, fixed=fixed, fixed_values=values)
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        super()._set_state(state)
+        self.cold_map = ContentToEmbedding.from_state(self._exported)
 
     def score(self, users: np.ndarray, user_items: sp.csr_matrix | None = None) -> np.ndarray:
         """Scores of training-set users from the fitted factors.

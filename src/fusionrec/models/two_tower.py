@@ -17,7 +17,8 @@
 With a history user tower a training pair's user is pooled over its history without that pair's
 item (leave-target-out, so the loss cannot be met by copying the input); scoring pools the whole
 history, so ``score(users, user_items=X)`` is exactly what any user with history ``X`` gets, with no
-retraining (``user_tower="both"``: the ID part of known users from the trained model).
+retraining (``user_tower="both"``: the ID part of known users from the trained model; a user unseen
+in training, index ``-1``, is scored from the history alone).
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class TwoTower(FactorModel):
     item_id_embedding: add a learned item embedding to the content part (items without training
         interactions keep their content vector alone). Without features the item tower is this
         embedding alone, so it must then be on.
+    item_id_dropout: DropoutNet-style: while training, each item's ID vector is dropped with this
+        chance, so the content path learns to score items alone (what cold items get).
     modalities, fuser, modality_dropout: the item content (:class:`~fusionrec.fusion.item_content.ItemContent`).
     text_finetune: train the last layers of the text encoder with the recommendation loss instead
         of reading the frozen text vectors (:mod:`fusionrec.models.two_tower_text`; ``None``: frozen).
@@ -84,6 +87,7 @@ class TwoTower(FactorModel):
     config_class = TwoTowerConfig
     uses_features = True
     requires_features = False
+    maps_cold_items = False  # the item tower reads content: cold items get their content vector
     batches_per_epoch: ClassVar[int] = 32
     max_auto_batch_size: ClassVar[int] = 8192
 
@@ -94,6 +98,7 @@ class TwoTower(FactorModel):
         user_tower: Literal["id", "history", "both"] = "both",
         user_hidden: tuple[int, ...] = (),
         item_id_embedding: bool = True,
+        item_id_dropout: float = 0.0,
         modalities: list[str] | None = None,
         fuser: AnyFuserConfig | Mapping[str, Any] | BaseModel = AttentionFuserConfig(dim=64),
         tower_hidden: tuple[int, ...] = (128,),
@@ -128,6 +133,7 @@ class TwoTower(FactorModel):
             raise ModelError(f"loss must be 'bpr', 'bce' or 'softmax', got {loss!r}")
         self.dim, self.user_tower, self.user_hidden = dim, user_tower, tuple(user_hidden)
         self.item_id_embedding, self.modalities = item_id_embedding, modalities
+        self.item_id_dropout = item_id_dropout
         try:
             self.fuser: AnyFuserConfig = parse_fuser_config(fuser)
         except ValueError as exc:
@@ -177,6 +183,7 @@ class TwoTower(FactorModel):
             self.dropout,
             self.item_id_embedding,
             self.init_std,
+            self.item_id_dropout,
         )
         users = UserTower(
             self.n_users,
@@ -375,16 +382,16 @@ class TwoTower(FactorModel):
                     "user_items; use user_tower='history' or 'both'"
                 )
             rows = self._history_rows(users, user_items)
-            known: np.ndarray | None = None
-            if self.user_tower == "both":
-                try:
-                    known = self._check_users(users)
-                except ModelError:
-                    raise ModelError(
-                        f"two_tower with user_tower='both' scores known users only (indices in [0, {self.n_users})); "
-                        "use user_tower='history' for users unseen in training"
-                    ) from None
-            user_vectors = self._users_from_rows(rows, known)
+            if self.user_tower == "both":  # known users add their ID vector; others (e.g. -1) have none
+                index = np.asarray(users, dtype=np.int64).ravel()
+                known = (index >= 0) & (index < self.n_users)
+                user_vectors = np.zeros((len(index), self.dim), dtype=np.float32)
+                if known.any():
+                    user_vectors[known] = self._users_from_rows(rows[np.flatnonzero(known)], index[known])
+                if (~known).any():
+                    user_vectors[~known] = self._users_from_rows(rows[np.flatnonzero(~known)], None)
+            else:
+                user_vectors = self._users_from_rows(rows, None)
         return np.asarray(user_vectors @ self._exported["item_factors"].T, dtype=np.float32)
 
     def score_items(self, users: np.ndarray, item_features: Any) -> np.ndarray:

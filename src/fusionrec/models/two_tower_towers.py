@@ -51,6 +51,8 @@ class ItemTower(torch.nn.Module):
         the content before the MLP (a module with ``encode_new(item_features)`` also reaches cold items).
     hidden, dropout: the MLP over the concatenated inputs.
     id_embedding: add a learned per-item vector (masked by ``id_mask``, see the module docstring).
+    id_dropout: while training, drop each batch item's ID vector with this chance (DropoutNet,
+        Volkovs et al. 2017): the content path must then score items alone, as it does for cold items.
     init_std: standard deviation of the ID embedding's normal initialisation.
     """
 
@@ -66,8 +68,10 @@ class ItemTower(torch.nn.Module):
         dropout: float,
         id_embedding: bool,
         init_std: float,
+        id_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.id_dropout = float(id_dropout)
         if content is None and not extra_inputs and not id_embedding:
             raise ModelError(
                 "two_tower: the item tower has no input: pass item features or set item_id_embedding=True"
@@ -88,6 +92,8 @@ class ItemTower(torch.nn.Module):
         if self.id_embedding is not None:
             ids = self.id_embedding.weight if items is None else self.id_embedding(items)
             mask = self.id_mask if items is None else self.id_mask[items]
+            if self.training and self.id_dropout > 0 and out is not None:
+                mask = mask * (torch.rand(mask.shape, device=mask.device) >= self.id_dropout)
             ids = ids * mask.unsqueeze(1)
             out = ids if out is None else out + ids
         assert out is not None
@@ -129,13 +135,14 @@ class UserTower(torch.nn.Module):
         self.history_mlp = mlp(dim, hidden, dim, dropout) if use_history else None
 
     def forward(self, users: torch.Tensor | None, pooled: torch.Tensor | None) -> torch.Tensor:
-        """``users`` (batch,) indices (needed with the ID part), ``pooled`` (batch, dim) history means."""
+        """``users`` (batch,) indices (needed with the ID part alone; None with a history: users unseen
+        in training, who have no ID vector), ``pooled`` (batch, dim) history means."""
         out: torch.Tensor | None = None
         if self.history_mlp is not None:
             assert pooled is not None
             out = self.history_mlp(pooled)
-        if self.id_embedding is not None:
-            assert users is not None
+        if self.id_embedding is not None and (users is not None or out is None):
+            assert users is not None  # a user unseen in training has no ID part: the history alone
             ids = self.id_embedding(users)
             out = ids if out is None else out + ids
         assert out is not None

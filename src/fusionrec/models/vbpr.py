@@ -90,6 +90,7 @@ class VBPR(BPRMF):
     config_class = VBPRConfig  # type: ignore[assignment]  # mypy reads BPRMF's as its constructor type
     uses_features = True
     requires_features = False
+    maps_cold_items = False  # cold items are scored by their content terms (score_items)
 
     def __init__(
         self,
@@ -180,10 +181,16 @@ class VBPR(BPRMF):
             return
         content = module.content.encode_all()  # (n_items, content dim)
         offset = content @ module.beta
+        ids = module.item.weight
         if module.bias is not None:
             offset = offset + module.bias.weight.squeeze(1)
+        if self._train is not None:  # items nobody trained on: their content terms alone (= score_items)
+            cold = torch.from_numpy(np.asarray(self._train.getnnz(axis=0)).ravel() == 0).to(ids.device)
+            if bool(cold.any()):
+                ids = torch.where(cold[:, None], torch.zeros_like(ids), ids)
+                offset = torch.where(cold, content @ module.beta, offset)
         users = torch.cat([module.user.weight, module.theta.weight], dim=1)
-        items = torch.cat([module.item.weight, content], dim=1)
+        items = torch.cat([ids, content], dim=1)
         self._export_factors(users, items, offset)
 
     # ---------------------------------------------------------------- cold items
