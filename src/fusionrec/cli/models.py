@@ -191,17 +191,39 @@ def _read_user_file(path: Path) -> list[str]:
 @friendly_errors
 def recommend(
     model_dir: Annotated[Path, typer.Argument(help="A model directory written by `fusionrec train`.")],
-    out: Annotated[Path, typer.Option("--out", help="TSV to write: user_id, item_id, rank (1 = best).")],
+    out: Annotated[Path | None, typer.Option("--out", help="TSV to write: user_id, item_id, rank (1 = best).")] = None,
     users: Annotated[Path | None, typer.Option("--users", help="File of user ids, one per line.")] = None,
     split_dir: Annotated[Path | None, typer.Option("--split", help="Recommend for the users held out in --on of this split.")] = None,
     on: Annotated[str, typer.Option("--on", help="With --split: valid or test.")] = "test",
     k: Annotated[int, typer.Option("--k", help="Items per user.")] = 20,
     batch_size: Annotated[int, typer.Option(help="Users scored at once.")] = 2048,
+    seed_items: Annotated[str | None, typer.Option("--items", help="New user: item ids they picked, comma-separated.")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="New user: what they like, in words (needs --features).")] = None,
+    profile: Annotated[
+        list[str] | None, typer.Option("--profile", help="New user: a profile attribute, e.g. --profile age=25 (repeatable).")
+    ] = None,
+    features_dir: FeaturesOption = None,
+    dataset_dir: Annotated[Path | None, typer.Option("--dataset", help="Dataset for titles and profiles (default: the split's).")] = None,
+    text_encoder: Annotated[str, typer.Option("--text-encoder", help="The encoder that made the text features.")] = "minilm",
 ) -> None:
     """Top-k recommendations with original ids; items the user saw in training are never listed
-    (nor valid items when recommending for --on test of a split)."""
+    (nor valid items when recommending for --on test of a split).
+
+    A user the model never saw: `--items`, `--text` and/or `--profile` print a table with titles
+    (seed items scored as a history or folded in, the text's nearest items as seeds, the profile
+    prior of users alike; see `fusionrec.coldstart`)."""
+    if seed_items is not None or text is not None or profile:
+        from fusionrec.cli.recommend_cold import recommend_cold
+
+        if users is not None or split_dir is not None:
+            raise typer.BadParameter("--items/--text/--profile describe one new user: drop --users/--split")
+        recommend_cold(model_dir, items=seed_items, text=text, profile=profile, k=k, features_dir=features_dir,
+                       dataset_dir=dataset_dir, text_encoder=text_encoder)  # fmt: skip
+        return
+    if out is None:
+        raise typer.BadParameter("--out FILE is needed with --users or --split")
     if (users is None) == (split_dir is None):
-        raise typer.BadParameter("give exactly one of --users FILE or --split SPLIT")
+        raise typer.BadParameter("give exactly one of --users FILE or --split SPLIT, or describe a new user with --items/--text/--profile")
     bundle = ModelBundle.load(model_dir)
     recommender = bundle.model
     user_ids, item_ids = bundle.user_ids, bundle.item_ids

@@ -50,7 +50,7 @@ class ProfilePrior:
             if 2 <= len(values) <= self.max_values or (self.columns is not None and values):
                 self.vocab[column] = values
         if not self.vocab:
-            raise DataError("no usable profile column (each needs 2..%d distinct values)" % self.max_values)
+            raise DataError(f"no usable profile column (each needs 2..{self.max_values} distinct values)")
         design = self._design([{c: users[c].iloc[r] for c in self.vocab} for r in range(len(users))])
         gram = (design.T @ design).toarray().astype(np.float64)
         penalty = np.full(gram.shape[0], self.l2)

@@ -20,6 +20,9 @@ from fusionrec.fusion.vectors import centered_unit_rows, modality_center
 
 
 class TextEncoderLike(Protocol):
+    """An :class:`~fusionrec.features.base.Encoder` of texts (``fingerprint`` names its settings)."""
+
+    @property
     def fingerprint(self) -> str: ...
 
     def encode(self, batch: Sequence[Any]) -> np.ndarray: ...
@@ -46,7 +49,7 @@ def load_matching_text_encoder(features: Any, encoder: str = "minilm") -> TextEn
     except ValueError:
         config = TextEncoderConfig(encoder=encoder)
     loaded = load_text_encoder(config)
-    if loaded.fingerprint() != provenance.fingerprint:
+    if loaded.fingerprint != provenance.fingerprint:
         raise ModelError(
             f"the text features were made by {provenance.encoder!r} with other settings than {encoder!r}: "
             "pass the encoder that made them (--text-encoder NAME_OR_PATH)"
@@ -64,7 +67,7 @@ class TextRetriever:
         if "text" not in getattr(features, "modalities", {}):
             raise ModelError("free-text queries need text features")
         text = features.modalities["text"]
-        if encoder.fingerprint() != text.provenance.fingerprint:
+        if encoder.fingerprint != text.provenance.fingerprint:
             raise ModelError(f"the query encoder is not the one that made the text features ({text.provenance.encoder})")
         self.encoder = encoder
         self.center = modality_center(text.matrix, text.present)

@@ -83,12 +83,14 @@ class ColdUserRecommender:
             items = np.asarray(list(query.items), dtype=np.int64)
             if len(items) and (items.min() < 0 or items.max() >= self.n_items):
                 raise ModelError(f"item indices must be in [0, {self.n_items})")
-            rows.append(np.full(len(items), r)), cols.append(items)
+            rows.append(np.full(len(items), r))
+            cols.append(items)
         if texts:
             assert self.retriever is not None
             top = self.retriever.top_items([t for _, t in texts], self.text_seeds)
             for (r, _), items in zip(texts, top, strict=True):
-                rows.append(np.full(len(items), r)), cols.append(items)
+                rows.append(np.full(len(items), r))
+                cols.append(items)
         r_all = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
         c_all = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
         matrix = sp.csr_matrix((np.ones(len(r_all), dtype=np.float32), (r_all, c_all)), shape=(len(queries), self.n_items))
@@ -146,11 +148,10 @@ class ColdUserRecommender:
         seeds = self.seed_rows(queries)
         profiles = [q.profile for q in queries]
         scores = as_score_tensor(self.score_rows(seeds, profiles if any(profiles) else None))
+        lengths = [len(q.items) for q in queries]
+        picked_items = np.concatenate([np.asarray(list(q.items), dtype=np.int64) for q in queries]) if queries else np.zeros(0, np.int64)
         picked = sp.csr_matrix(
-            (
-                np.ones(sum(len(q.items) for q in queries), dtype=np.float32),
-                (np.repeat(np.arange(len(queries)), [len(q.items) for q in queries]), np.concatenate([np.asarray(list(q.items), dtype=np.int64) for q in queries]) if queries else []),
-            ),
+            (np.ones(len(picked_items), dtype=np.float32), (np.repeat(np.arange(len(queries)), lengths), picked_items)),
             shape=(len(queries), self.n_items),
         )
         mask_rows(scores, picked)

@@ -82,7 +82,8 @@ class Split:
             self.part(name).save(out / f"{name}.parquet")
         pq.write_table(pa.table({"user_id": self.user_map.ids.astype(str)}), out / "user_ids.parquet")
         pq.write_table(pa.table({"item_id": self.item_map.ids.astype(str)}), out / "item_ids.parquet")
-        (out / "split.json").write_text(json.dumps(self.info | {"summary": self.summary()}, indent=2))
+        info = {k: v for k, v in self.info.items() if k != "path"}
+        (out / "split.json").write_text(json.dumps(info | {"summary": self.summary()}, indent=2))
         return out
 
     @classmethod
@@ -97,6 +98,7 @@ class Split:
         }
         info = json.loads((root / "split.json").read_text())
         info.pop("summary", None)
+        info["path"] = str(root.resolve())  # where it was loaded from (a bundle records it)
         return cls(**parts, user_map=user_map, item_map=item_map, info=info)
 
 
