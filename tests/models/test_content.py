@@ -75,8 +75,11 @@ def test_a_missing_modality_is_left_out_not_averaged_as_zero(planted: Split) -> 
     vectors = model.item_vectors()
     image = features.modalities["image"]
     missing = np.flatnonzero(~image.present)
-    # An item without a poster is described by its text alone: unit vector, image block exactly 0.
-    np.testing.assert_allclose(np.linalg.norm(vectors[missing], axis=1), 1.0, rtol=1e-5)
+    # An item without a poster is described by its text alone: the text block at its own weight
+    # (norm sqrt(1/2) of two equal modalities, not inflated to 1), image block exactly 0.
+    np.testing.assert_allclose(np.linalg.norm(vectors[missing], axis=1), np.sqrt(0.5), rtol=1e-5)
+    present = np.flatnonzero(image.present)
+    np.testing.assert_allclose(np.linalg.norm(vectors[present], axis=1), 1.0, rtol=1e-5)
     assert not vectors[missing, 16:].any()
     # Removing every poster still trains, scores and beats MostPop.
     no_image = cluster_features(planted)
