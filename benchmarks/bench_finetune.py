@@ -30,6 +30,7 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from bench_multimodal import load_inputs
 from fusionrec.config import SplitConfig
 from fusionrec.data.schema import Dataset, IdMap, Interactions, ItemColumns
 from fusionrec.data.splits import Split, split_dataset
@@ -71,14 +73,6 @@ def text_tower_of(model: Any) -> TrainableTextEncoder | None:
 
 
 # --------------------------------------------------------------------------- data
-def load_inputs(split_dir: Path, features_dir: Path) -> tuple[Split, FeatureSet]:
-    if not split_dir.exists() or not features_dir.exists():
-        raise SystemExit(f"needs {split_dir} and {features_dir}: run `fusionrec split` and `fusionrec features`")
-    split, features = Split.load(split_dir), FeatureSet.load(features_dir)
-    features.check_aligned(split.item_map.ids)
-    return split, features
-
-
 def synthetic_inputs(cache_dir: Path, seed: int = 0) -> tuple[Split, FeatureSet]:
     """240 items in 4 topics (texts drawn from each topic's words), 160 users who like one topic."""
     from fusionrec.features.config import FeaturesConfig, RuntimeConfig

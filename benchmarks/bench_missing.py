@@ -16,11 +16,9 @@ the items that never had that modality). Every model uses every modality of the 
 MiniLM plots, image = EfficientNet-Lite0 posters, attributes). Models: ``content`` (centred
 cosine profile, training-free) and ``ease_side`` (closed form), default configs.
 
-``--diagnose`` adds ``content*`` rows: the content model with its item vectors rebuilt without the
-final per-item renormalisation (``mask-flat``: an item that lacks a modality keeps a shorter vector
-instead of inflating its other blocks) and, on top, the imputed rows weighted by
-:meth:`~fusionrec.fusion.impute.ModalityImputer.confidence` (``impute-conf``). They emulate a
-possible change to the content model; nothing in the library does this yet.
+``--diagnose`` adds ``content*`` / ``impute-conf`` rows: the content model with the imputed rows
+scaled by :meth:`~fusionrec.fusion.impute.ModalityImputer.confidence` (a per-row weight a FeatureSet
+cannot carry today, so nothing in the library does this yet).
 
 Writes ``results.json``, ``results.csv`` and ``ndcg.png`` (a column of panels per modality, a row per model) under ``--out``.
 """
@@ -40,12 +38,14 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
 
+from bench_multimodal import load_inputs
 from fusionrec.data.splits import Split
 from fusionrec.eval.evaluator import Evaluator
 from fusionrec.features.base import FeatureSet, ModalityFeatures
@@ -75,14 +75,6 @@ class Row:
     imputer: dict[str, Any] = field(default_factory=dict)
 
 
-def load_inputs(split_dir: Path, features_dir: Path) -> tuple[Split, FeatureSet]:
-    if not split_dir.exists() or not features_dir.exists():
-        raise SystemExit(f"needs {split_dir} and {features_dir}: run `make demo` (ML-1M) or `fusionrec split` / `fusionrec features`")
-    split, features = Split.load(split_dir), FeatureSet.load(features_dir)
-    features.check_aligned(split.item_map.ids)
-    return split, features
-
-
 def remove(features: FeatureSet, modality: str, order: np.ndarray, share: float) -> FeatureSet:
     """A copy of ``features`` without ``modality`` on the first ``share`` of ``order`` (item indices)."""
     source = features.modalities[modality]
@@ -104,17 +96,16 @@ def true_cosine(original: FeatureSet, imputed: FeatureSet, modality: str, rows: 
     return float((guess * truth).sum(axis=1).mean())
 
 
-def flat_content(split: Split, data: FeatureSet, scale: dict[str, np.ndarray] | None = None) -> ContentRecommender:
-    """Diagnostic: ``content`` whose item vectors skip the final per-item renormalisation (an item
-    without a modality keeps a shorter vector instead of inflating its other blocks), optionally with
-    a modality's rows scaled by a per-row weight (the imputer's confidence)."""
+def confidence_weighted_content(split: Split, data: FeatureSet, scale: dict[str, np.ndarray]) -> ContentRecommender:
+    """Diagnostic: ``content`` with each block of ``scale``'s modalities multiplied by a per-row
+    weight (the imputer's confidence); the item vectors are the blocks in modality order."""
     model = ContentRecommender().fit(split.train, features=data, item_ids=split.item_map.ids)
-    share = np.float32(np.sqrt(1.0 / len(data.modalities)))
-    blocks = []
+    start = 0
     for name, modality in data.modalities.items():
-        block = centered_unit_rows(modality.matrix, modality.present, model.centers_[name]) * share
-        blocks.append(block * scale[name][:, None] if scale and name in scale else block)
-    model.item_vectors_ = np.concatenate(blocks, axis=1).astype(np.float32)
+        stop = start + modality.dim
+        if name in scale:
+            model.item_vectors_[:, start:stop] *= scale[name][:, None].astype(np.float32)
+        start = stop
     return model
 
 
@@ -163,16 +154,15 @@ def run(args: argparse.Namespace) -> list[Row]:
                 confidence = {modality: imputer.confidence(masked, modality)}
                 filled = imputer.impute(masked)
                 n_filled = int(imputer.report()[modality].get("n_imputed", 0))
-                for variant, data, scale in (("mask-flat", masked, None), ("impute-conf", filled, confidence)):
-                    row = Row("content*", modality, share, variant, n_present=int(data.modalities[modality].present.sum()),
-                              imputed=n_filled if scale else 0)
-                    start = time.perf_counter()
-                    means = evaluator.evaluate(flat_content(split, data, scale), split, on="test").mean()
-                    row.fit_s, row.ndcg, row.recall = time.perf_counter() - start, float(means["ndcg@20"]), float(means["recall@20"])
-                    base = next((r for r in rows if (r.model, r.modality, r.variant, r.share) == ("content*", modality, variant, 0.0)), None)
-                    row.delta = row.ndcg / base.ndcg - 1.0 if base is not None and base.ndcg > 0 else float("nan")
-                    rows.append(row)
-                    _say(row)
+                row = Row("content*", modality, share, "impute-conf", n_present=int(filled.modalities[modality].present.sum()),
+                          imputed=n_filled)
+                start = time.perf_counter()
+                means = evaluator.evaluate(confidence_weighted_content(split, filled, confidence), split, on="test").mean()
+                row.fit_s, row.ndcg, row.recall = time.perf_counter() - start, float(means["ndcg@20"]), float(means["recall@20"])
+                base = next((r for r in rows if (r.model, r.modality, r.variant, r.share) == ("content*", modality, "impute-conf", 0.0)), None)
+                row.delta = row.ndcg / base.ndcg - 1.0 if base is not None and base.ndcg > 0 else float("nan")
+                rows.append(row)
+                _say(row)
     return rows
 
 
@@ -231,7 +221,7 @@ def write_files(rows: list[Row], out: Path, meta: dict[str, Any]) -> None:
     for i, model in enumerate(models):
         for j, modality in enumerate(modalities):
             ax = axes[i][j]
-            for variant, style in (("mask", "--"), ("impute", "-"), ("mask-flat", ":"), ("impute-conf", "-.")):
+            for variant, style in (("mask", "--"), ("impute", "-"), ("impute-conf", "-.")):
                 line = sorted((r.share, r.ndcg) for r in rows if (r.model, r.modality, r.variant) == (model, modality, variant))
                 if line:
                     ax.plot([100 * s for s, _ in line], [v for _, v in line], style, marker="o", label=f"{model} / {variant}")
@@ -257,8 +247,8 @@ def main() -> None:
     parser.add_argument("--modalities", default="image,text", help="modalities to remove, one sweep each")
     parser.add_argument("--variants", default="mask,impute", help="mask and/or impute")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--diagnose", action="store_true", help="also content* (no per-item renormalisation): "
-                        "mask-flat, and impute-conf (imputed rows weighted by the imputer's confidence)")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also content* impute-conf (imputed rows weighted by the imputer's confidence)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-missing")
     args = parser.parse_args()
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]

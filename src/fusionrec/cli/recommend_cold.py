@@ -15,7 +15,7 @@ from rich.table import Table
 from fusionrec.cli.app import console
 from fusionrec.data.schema import Dataset
 from fusionrec.data.splits import Split
-from fusionrec.errors import DataError, ModelError
+from fusionrec.errors import DataError
 from fusionrec.models.bundle import ModelBundle
 
 TITLE_COLUMNS = ("title", "name")
@@ -109,5 +109,3 @@ def _titles(dataset: Dataset) -> np.ndarray | None:
             return np.asarray(dataset.items[column].fillna("").astype(str))
     return None
 
-
-__all__ = ["ModelError", "parse_profile", "recommend_cold"]

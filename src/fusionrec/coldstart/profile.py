@@ -11,6 +11,7 @@ in training add nothing (only the intercept and the other attributes count).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ class ProfilePrior:
                 self.vocab[column] = values
         if not self.vocab:
             raise DataError(f"no usable profile column (each needs 2..{self.max_values} distinct values)")
-        design = self._design([{c: users[c].iloc[r] for c in self.vocab} for r in range(len(users))])
+        design = self._design(cast(list[dict[str, object]], users[list(self.vocab)].to_dict("records")))
         gram = (design.T @ design).toarray().astype(np.float64)
         penalty = np.full(gram.shape[0], self.l2)
         penalty[0] = 0.0  # intercept
@@ -91,9 +92,6 @@ class ProfilePrior:
         for profile in profiles:
             self.check(profile)
         return np.asarray(self._design(profiles) @ self.weight, dtype=np.float32)
-
-    def state(self) -> dict[str, object]:
-        return {"vocab": self.vocab, "l2": self.l2}
 
 
 def _missing(value: object) -> bool:

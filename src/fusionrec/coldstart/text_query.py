@@ -83,8 +83,7 @@ class TextRetriever:
 
     def top_items(self, texts: Sequence[str], n: int) -> np.ndarray:
         """``(len(texts), n)`` int64 indices of the ``n`` most similar items, best first."""
-        sims = self.similarity(texts)
-        n = min(n, sims.shape[1])
-        top = np.argpartition(-sims, n - 1, axis=1)[:, :n]
-        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
-        return np.take_along_axis(top, order, axis=1).astype(np.int64)
+        from fusionrec.ranking.topk import as_score_tensor, top_k_items
+
+        items, _ = top_k_items(as_score_tensor(self.similarity(texts)), n)
+        return items

@@ -143,19 +143,13 @@ class ColdUserRecommender:
             raise ModelError(f"{model.name} cannot score users it did not see (no history scoring, no fold-in)") from None
 
     def recommend(self, queries: Sequence[UserQuery], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` ``(items, scores)`` per query, the picked items (and text seeds) left out."""
+        """Top ``k`` ``(items, scores)`` per query, best first; the picked items are left out (a
+        text's nearest items are not: they are what the text asks for)."""
         from fusionrec.ranking.topk import as_score_tensor, mask_rows, top_k_items
 
-        seeds = self.seed_rows(queries)
         profiles = [q.profile for q in queries]
-        scores = as_score_tensor(self.score_rows(seeds, profiles if any(profiles) else None))
-        lengths = [len(q.items) for q in queries]
-        picked_items = np.concatenate([np.asarray(list(q.items), dtype=np.int64) for q in queries]) if queries else np.zeros(0, np.int64)
-        picked = sp.csr_matrix(
-            (np.ones(len(picked_items), dtype=np.float32), (np.repeat(np.arange(len(queries)), lengths), picked_items)),
-            shape=(len(queries), self.n_items),
-        )
-        mask_rows(scores, picked)
+        scores = as_score_tensor(self.score_rows(self.seed_rows(queries), profiles if any(profiles) else None))
+        mask_rows(scores, self.seed_rows([UserQuery(items=q.items) for q in queries]))
         return top_k_items(scores, k)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from fusionrec.errors import ModelError
-from fusionrec.fusion.vectors import content_vectors, modality_centers
+from fusionrec.fusion.vectors import centered_unit_rows, modality_centers, unit_rows
 
 L2_GRID = tuple(float(x) for x in np.logspace(-3, 3, 13))
 STATE_PREFIX = "coldmap_"
@@ -63,17 +63,13 @@ class ContentToEmbedding:
         present = [m for m in self.modalities if m in have]
         if not present:
             raise ModelError(f"the content map was trained on {self.modalities}; these features have {sorted(have)}")
-        blocks = []
-        for name in self.modalities:
-            if name in have:
-                blocks.append(content_vectors(features, [name], None, {name: self.centers[name]}))
-            else:
-                dim = len(self.centers[name])
-                blocks.append(np.zeros((len(features.ids), dim), dtype=np.float32))
-        # the same per-modality sqrt(1/M) shares and final normalisation content_vectors applies
-        scaled = np.concatenate(blocks, axis=1) * np.float32(np.sqrt(1.0 / len(self.modalities)))
-        norms = np.linalg.norm(scaled, axis=1, keepdims=True)
-        return np.where(norms > 0, scaled / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+        blocks = [
+            centered_unit_rows(have[name].matrix, have[name].present, self.centers[name]) if name in have
+            else np.zeros((len(features.ids), len(self.centers[name])), dtype=np.float32)
+            for name in self.modalities
+        ]  # fmt: skip
+        # the per-modality sqrt(1/M) shares and the final normalisation of content_vectors
+        return unit_rows(np.concatenate(blocks, axis=1) * np.float32(np.sqrt(1.0 / len(self.modalities))))
 
     def fit(
         self,
@@ -138,10 +134,6 @@ class ContentToEmbedding:
         out.l2, out.holdout_error = (float(v) for v in state[f"{STATE_PREFIX}l2"])
         out.centers = {m: np.asarray(state[f"{STATE_PREFIX}center_{m}"]) for m in out.modalities}
         return out
-
-    @staticmethod
-    def strip_state(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {k: v for k, v in state.items() if not k.startswith(STATE_PREFIX)}
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray]:
