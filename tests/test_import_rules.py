@@ -16,15 +16,19 @@ PACKAGE = Path(fusionrec.__file__).parent
 FORBIDDEN: dict[str, set[str]] = {
     "errors": {"*"},
     "ranking": {"*"},  # leaf: only fusionrec.errors and itself
-    "config": {"data", "features", "fusion", "models", "training", "eval", "experiments", "cli", "serve"},
-    "data": {"features", "fusion", "models", "training", "eval", "experiments", "cli", "serve", "distributed"},
-    "features": {"fusion", "models", "training", "eval", "experiments", "cli", "serve", "distributed"},
-    "fusion": {"models", "eval", "experiments", "cli", "serve", "distributed"},
-    "training": {"models", "eval", "experiments", "cli", "serve", "distributed"},
-    "models": {"eval", "coldstart", "experiments", "cli", "serve", "distributed"},
-    "eval": {"models", "training", "fusion", "coldstart", "experiments", "cli", "serve", "distributed"},
-    "coldstart": {"eval", "experiments", "cli", "serve", "distributed"},
+    "config": {"rerank", "explain", "online", "data", "features", "fusion", "models", "training", "eval", "experiments", "cli", "serve"},
+    "data": {"rerank", "explain", "online", "features", "fusion", "models", "training", "eval", "experiments", "cli", "serve", "distributed"},
+    "features": {"rerank", "explain", "online", "fusion", "models", "training", "eval", "experiments", "cli", "serve", "distributed"},
+    "fusion": {"rerank", "explain", "online", "models", "eval", "experiments", "cli", "serve", "distributed"},
+    "training": {"rerank", "explain", "online", "models", "eval", "experiments", "cli", "serve", "distributed"},
+    "models": {"rerank", "explain", "online", "eval", "coldstart", "experiments", "cli", "serve", "distributed"},
+    "eval": {"rerank", "explain", "online", "models", "training", "fusion", "coldstart", "experiments", "cli", "serve", "distributed"},
+    "coldstart": {"rerank", "explain", "online", "eval", "experiments", "cli", "serve", "distributed"},
     "experiments": {"cli", "serve"},
+    # post-processing: above models, below the server; none of them imports the evaluator
+    "rerank": {"eval", "coldstart", "explain", "online", "experiments", "cli", "serve", "distributed"},
+    "explain": {"eval", "rerank", "online", "experiments", "cli", "serve", "distributed"},
+    "online": {"eval", "rerank", "explain", "experiments", "cli", "serve", "distributed"},
 }
 ALWAYS_ALLOWED = {"errors"}
 
