@@ -215,6 +215,17 @@ class Recommender(ABC):
             raise ModelError(f"user_items has shape {rows.shape}, expected {(n_users, self.n_items)} (users x items)")
         return rows
 
+    def _replace_history(self, users: np.ndarray, interactions: sp.csr_matrix | sp.spmatrix | sp.sparray) -> tuple[np.ndarray, sp.csr_matrix]:
+        """``partial_fit_users`` of a history model: the users' training rows become ``interactions``
+        (binarised; an index ``>= n_users`` adds a user); returns the checked ``(users, rows)``."""
+        from fusionrec.models.history import check_update, replace_rows
+
+        self._check_fitted()
+        index, rows = check_update(users, interactions, self.n_items)
+        self.train_matrix = replace_rows(self.train_matrix, index, as_csr(rows))
+        self.n_users = self.train_matrix.shape[0]
+        return index, rows
+
     def recommend(
         self,
         users: np.ndarray,
@@ -375,6 +386,13 @@ class SupportsColdStart(Protocol):
 
 @runtime_checkable
 class SupportsPartialFit(Protocol):
-    """A model that folds in new feedback without a full retrain."""
+    """A model that takes new feedback without a full retrain (``fusionrec.online`` drives it).
+
+    ``partial_fit_users(users, interactions)`` sets each user's history to its row of
+    ``interactions`` (``(len(users), n_items)``, the whole current history, not a delta) and updates
+    what ``score(users)`` reads at once; an index ``>= n_users`` adds a user. History models (EASE,
+    ItemKNN, content, a history two-tower) replace the row (exact); ALS re-solves the user's ridge
+    system (exact: its own user step); the BPR-trained factor models fold the vector in (the BPR
+    objective, item vectors fixed). The item side is never retrained."""
 
     def partial_fit_users(self, users: np.ndarray, interactions: sp.csr_matrix) -> None: ...

@@ -66,6 +66,18 @@ class BPRMFConfig(FactorModelConfig):
     init_std: float = Field(0.01, gt=0)
 
 
+class ALSConfig(ModelConfig):
+    """Implicit ALS (``fusionrec.models.als``): closed-form alternating ridge solves."""
+
+    factors: int = Field(64, ge=1)
+    alpha: float = Field(10.0, ge=0)  # observed pairs have confidence 1 + alpha
+    reg: float = Field(10.0, gt=0)
+    iterations: int = Field(15, ge=1)
+    init_std: float = Field(0.01, gt=0)
+    seed: int = 0
+    verbose: bool = False
+
+
 class LightGCNConfig(FactorModelConfig):
     n_layers: int = Field(3, ge=0)
     learning_rate: float | None = Field(None, gt=0)  # type: ignore[assignment]  # None: sized to the batch

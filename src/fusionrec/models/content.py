@@ -141,6 +141,16 @@ class ContentRecommender(Recommender):
         self._check_fitted()
         return self.item_vectors_
 
+    def partial_fit_users(self, users: np.ndarray, interactions: sp.csr_matrix) -> None:
+        """New feedback: the users' histories become ``interactions``; their profiles (sums of item
+        vectors, computed at scoring) are exactly what a refit on the new histories gives. With
+        recency profiles the rows' values are the profile weights (1 = a full-weight interaction)."""
+        index, rows = self._replace_history(users, interactions)
+        if self.profile_matrix is not None:
+            from fusionrec.models.history import replace_rows
+
+            self.profile_matrix = replace_rows(self.profile_matrix, index, rows, n_rows=self.n_users)
+
     def _get_state(self) -> dict[str, np.ndarray]:
         state: dict[str, np.ndarray] = {"item_vectors": self.item_vectors_}
         state |= {f"center_{name}": value for name, value in self.centers_.items()}

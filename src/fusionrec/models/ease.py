@@ -52,6 +52,11 @@ class EASE(Recommender):
         """``x_u B`` for each user's history row (the training row, or ``user_items``: exact, no refit)."""
         return np.asarray(self._history_rows(users, user_items) @ self.weights, dtype=np.float32)
 
+    def partial_fit_users(self, users: np.ndarray, interactions: sp.csr_matrix) -> None:
+        """New feedback: the users' history rows become ``interactions``; their scores from the learnt
+        item model change at once (exact; the item model itself is not refitted)."""
+        self._replace_history(users, interactions)
+
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights}
 

@@ -61,6 +61,11 @@ class ItemKNN(Recommender):
         rows = self._history_rows(users, user_items)
         return np.asarray((rows @ self.similarity).toarray(), dtype=np.float32)
 
+    def partial_fit_users(self, users: np.ndarray, interactions: sp.csr_matrix) -> None:
+        """New feedback: the users' history rows become ``interactions``; their scores from the learnt
+        item model change at once (exact; the item model itself is not refitted)."""
+        self._replace_history(users, interactions)
+
     def _get_state(self) -> dict[str, np.ndarray]:
         return csr_to_state("similarity", self.similarity)
 

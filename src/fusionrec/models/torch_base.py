@@ -14,10 +14,14 @@ import torch
 from fusionrec.errors import ModelError
 from fusionrec.models.base import Recommender
 from fusionrec.models.cold_items import ContentToEmbedding
+from fusionrec.models.fold_in import BPRFoldIn
+from fusionrec.models.history import check_update
 from fusionrec.training.sampling import bpr_triples, interaction_keys
 from fusionrec.training.trainer import Trainer, TrainHistory
 
 PARAM_PREFIX = "param."
+#: the ridge of the fold-in objective (:mod:`fusionrec.models.fold_in`) for new feedback and new users
+FOLD_IN_REG = 0.01
 
 
 
@@ -223,6 +227,8 @@ class FactorModel(TorchRecommender):
     maps_cold_items: ClassVar[bool] = True
     #: the content-to-embedding map (None: fitted without features, or the model reads content itself)
     cold_map: ContentToEmbedding | None = None
+    _solver: BPRFoldIn | None = None
+    _solver_items: np.ndarray | None = None
 
     def _fit(self, train: sp.csr_matrix, features: Any | None, valid: sp.csr_matrix | None) -> None:
         self.cold_map = None
@@ -258,40 +264,59 @@ class FactorModel(TorchRecommender):
         vectors = self.cold_map.predict_features(item_features)
         return np.asarray(self._exported["user_factors"][index] @ vectors.T, dtype=np.float32)
 
-    def fold_in_users(self, rows: sp.csr_matrix, reg: float = 0.01, steps: int = 100) -> np.ndarray:
-        """``(n_rows, d)`` float32 user vectors for histories ``rows`` (``(n_rows, n_items)``), the item
-        vectors fixed (:func:`fusionrec.models.fold_in.fold_in_bpr`: the BPR objective these models
-        train with); ``vectors @ item_vectors().T`` scores those users. A folded-in item bias keeps its
-        constant user column."""
-        from fusionrec.models.fold_in import fold_in_bpr
-
+    def _fold_in_solver(self) -> BPRFoldIn:
+        """The fold-in solver over the current item vectors (built once, dropped when they change)."""
         self._check_fitted()
-        users, items = self._exported["user_factors"], self._exported["item_factors"]
+        items = self._exported["item_factors"]
+        if self._solver is None or self._solver_items is not items:  # refitted, loaded or remapped
+            users = self._exported["user_factors"]
+            bias_column = len(users) > 0 and bool(np.all(users[:, -1] == 1.0))
+            fixed, values = ([items.shape[1] - 1], [1.0]) if bias_column else ([], [])
+            self._solver = BPRFoldIn(items, reg=FOLD_IN_REG, fixed=fixed, fixed_values=values)
+            self._solver_items = items
+        return self._solver
+
+    def fold_in_users(self, rows: sp.csr_matrix, init: np.ndarray | None = None) -> np.ndarray:
+        """``(n_rows, d)`` float32 user vectors for histories ``rows`` (``(n_rows, n_items)``), the item
+        vectors fixed (:class:`fusionrec.models.fold_in.BPRFoldIn`: the BPR objective these models
+        train with, solved exactly by Newton from ``init`` or the seed items' mean);
+        ``vectors @ item_vectors().T`` scores those users. A folded-in item bias keeps its constant
+        user column."""
         rows = sp.csr_matrix(rows)
         if rows.shape[1] != self.n_items:
             raise ModelError(f"history rows have {rows.shape[1]} columns, the model {self.n_items} items")
-        bias_column = len(users) > 0 and bool(np.all(users[:, -1] == 1.0))
-        fixed, values = ([items.shape[1] - 1], [1.0]) if bias_column else ([], [])
-        return fold_in_bpr(items, rows, reg=reg, steps=steps, fixed=fixed, fixed_values=values)
+        return self._fold_in_solver().solve(rows, init)
+
+    def partial_fit_users(self, users: np.ndarray, interactions: sp.csr_matrix) -> None:
+        """Set the histories of ``users`` to ``interactions`` (``(len(users), n_items)``, each user's whole
+        current history) and fold their vectors in at once, warm-started from the current ones; an
+        index ``>= n_users`` adds a user. The item side is not retrained."""
+        self._check_fitted()
+        index, rows = check_update(users, interactions, self.n_items)
+        table = self._exported["user_factors"]
+        grown = max(self.n_users, int(index.max()) + 1 if len(index) else 0)
+        if grown > self.n_users:
+            table = np.concatenate([table, np.zeros((grown - self.n_users, table.shape[1]), dtype=np.float32)])
+            self._exported["user_factors"] = table
+            self.n_users = grown
+        known = np.abs(table[index]).sum(axis=1) > 0
+        init = np.where(known[:, None], table[index], np.nan)  # NaN rows start from the seed mean
+        table[index] = self.fold_in_users(rows, init=init)
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         super()._set_state(state)
         self.cold_map = ContentToEmbedding.from_state(self._exported)
 
     def score(self, users: np.ndarray, user_items: sp.csr_matrix | None = None) -> np.ndarray:
-        """Scores of training-set users from the fitted factors.
-
-        ``user_items`` (fresh interactions to fold in) is not supported: a factor model scores
-        from the snapshot of its training data; folding in new users' items
-        (``partial_fit_users``) is a later feature.
-        """
-        if user_items is not None:
-            raise ModelError(
-                f"{type(self).__name__} scores from its training snapshot and cannot take user_items; "
-                "folding in new interactions (partial_fit_users) is a later feature"
-            )
-        index = self._check_users(users)
-        return self._exported["user_factors"][index] @ self._exported["item_factors"].T  # type: ignore[no-any-return]
+        """``(len(users), n_items)`` float32 scores from the fitted factors; with ``user_items``
+        (history rows aligned with ``users``) the users' vectors are folded in from those rows
+        (:meth:`fold_in_users`; the user index is not looked up, so -1 is fine)."""
+        if user_items is None:
+            index = self._check_users(users)
+            vectors = self._exported["user_factors"][index]
+        else:
+            vectors = self.fold_in_users(self._history_rows(users, user_items))
+        return np.asarray(vectors @ self._exported["item_factors"].T, dtype=np.float32)
 
     def user_vectors(self) -> np.ndarray:
         self._check_fitted()

@@ -34,7 +34,8 @@ from pydantic import BaseModel
 from fusionrec.errors import ModelError
 from fusionrec.fusion.config import AnyFuserConfig, AttentionFuserConfig, parse_fuser_config
 from fusionrec.fusion.item_content import ItemContent, select_modalities
-from fusionrec.models.base import csr_from_state, csr_to_state, empty_csr
+from fusionrec.models.base import as_csr, csr_from_state, csr_to_state, empty_csr
+from fusionrec.models.history import check_update, replace_rows
 from fusionrec.models.configs import TextFinetuneConfig, TwoTowerConfig
 from fusionrec.models.torch_base import PARAM_PREFIX, FactorModel, TripleBatches
 from fusionrec.models.two_tower_text import TEXT_INPUT, FineTunedText, build_text_input, load_text_input
@@ -393,6 +394,24 @@ class TwoTower(FactorModel):
             else:
                 user_vectors = self._users_from_rows(rows, None)
         return np.asarray(user_vectors @ self._exported["item_factors"].T, dtype=np.float32)
+
+    def partial_fit_users(self, users: np.ndarray, interactions: sp.csr_matrix) -> None:
+        """New feedback: with a history user tower the users' history rows are replaced (exact: the
+        tower pools them at the next ``score``); with ``user_tower="id"`` their vectors are folded in
+        (:meth:`FactorModel.partial_fit_users`). ``"both"`` cannot add users (a new user has no ID
+        vector): score them with ``score(-1, user_items=...)``."""
+        if not self.scores_from_history:
+            super().partial_fit_users(users, interactions)
+            return
+        self._check_fitted()
+        index, rows = check_update(users, interactions, self.n_items)
+        if self.user_tower == "both" and len(index) and int(index.max()) >= self.n_users:
+            raise ModelError(
+                "two_tower with user_tower='both' has no ID vector for a new user; score new users with "
+                "score(users=-1, user_items=...) or train with user_tower='history'"
+            )
+        self.history_matrix = replace_rows(self.history_matrix, index, as_csr(rows))
+        self.n_users = self.history_matrix.shape[0]
 
     def score_items(self, users: np.ndarray, item_features: Any) -> np.ndarray:
         """``(len(users), len(item_features.ids))`` float32 scores of training users for items known only
