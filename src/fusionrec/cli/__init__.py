@@ -8,6 +8,7 @@ from __future__ import annotations
 from fusionrec.cli import ablate as _ablate  # noqa: F401
 from fusionrec.cli import data as _data  # noqa: F401  (registers stats/split/demo)
 from fusionrec.cli import demo as _demo  # noqa: F401
+from fusionrec.cli import explain as _explain  # noqa: F401
 from fusionrec.cli import features as _features  # noqa: F401
 from fusionrec.cli import ingest as _ingest  # noqa: F401
 from fusionrec.cli import models as _models  # noqa: F401
