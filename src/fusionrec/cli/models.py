@@ -205,16 +205,39 @@ def recommend(
     features_dir: FeaturesOption = None,
     dataset_dir: Annotated[Path | None, typer.Option("--dataset", help="Dataset for titles and profiles (default: the split's).")] = None,
     text_encoder: Annotated[str, typer.Option("--text-encoder", help="The encoder that made the text features.")] = "minilm",
+    rerank_method: Annotated[
+        str | None, typer.Option("--rerank", help="Re-rank for diversity: mmr or dpp (see fusionrec.rerank).")
+    ] = None,
+    diversity: Annotated[
+        float | None, typer.Option("--diversity", help="With --rerank: trade-off in [0, 1], 0 = the model's order (default 0.3).")
+    ] = None,
+    rerank_space: Annotated[
+        str | None,
+        typer.Option("--rerank-space", help="With --rerank: fused (needs --features), a modality name, or model (item vectors)."),
+    ] = None,
+    rerank_candidates: Annotated[
+        int | None, typer.Option("--rerank-candidates", help="With --rerank: the model's top-N re-ranked to --k (default 100).")
+    ] = None,
 ) -> None:
     """Top-k recommendations with original ids; items the user saw in training are never listed
     (nor valid items when recommending for --on test of a split).
 
+    `--rerank mmr|dpp --diversity 0.3` takes the model's top `--rerank-candidates` and picks `--k`
+    of them greedily for relevance and diversity (MMR or a fast greedy DPP) in the item space of
+    `--rerank-space`: `fused` (every modality of `--features`), one modality, or `model` (a
+    factor model's item vectors); diversity 0 keeps the model's order.
+
     A user the model never saw: `--items`, `--text` and/or `--profile` print a table with titles
     (seed items scored as a history or folded in, the text's nearest items as seeds, the profile
     prior of users alike; see `fusionrec.coldstart`)."""
+    rerank_given = rerank_method is not None
+    if not rerank_given and (diversity is not None or rerank_space is not None or rerank_candidates is not None):
+        raise typer.BadParameter("--diversity, --rerank-space and --rerank-candidates need --rerank mmr|dpp")
     if seed_items is not None or text is not None or profile:
         from fusionrec.cli.recommend_cold import recommend_cold
 
+        if rerank_given:
+            raise typer.BadParameter("--rerank works with --users or --split, not with a new user's --items/--text/--profile")
         if users is not None or split_dir is not None:
             raise typer.BadParameter("--items/--text/--profile describe one new user: drop --users/--split")
         recommend_cold(model_dir, items=seed_items, text=text, profile=profile, k=k, features_dir=features_dir,
@@ -248,12 +271,21 @@ def recommend(
         exclude = split.csr("train") if on == "valid" else (split.csr("train") + split.csr("valid")).tocsr()
         index = np.flatnonzero(np.diff(split.csr(on).indptr) > 0).astype(np.int32)
     exclude_matrix = as_csr(exclude) if exclude is not None else None
+    reranker = (
+        _reranker(recommender, item_ids, rerank_method, diversity, rerank_space, rerank_candidates, k, features_dir)
+        if rerank_method is not None
+        else None
+    )
     rows_written = 0
     with out.open("w") as handle:
         handle.write("user_id\titem_id\trank\n")
         for lo in range(0, len(index), batch_size):
             batch = index[lo : lo + batch_size]
-            items, _ = recommender.recommend(batch, k=k, exclude=exclude_matrix)
+            if reranker is None:
+                items, _ = recommender.recommend(batch, k=k, exclude=exclude_matrix)
+            else:
+                candidates, scores = recommender.recommend(batch, k=reranker.n_candidates, exclude=exclude_matrix)
+                items, _ = reranker(candidates, scores)
             ranks = np.broadcast_to(np.arange(1, items.shape[1] + 1), items.shape)
             valid = items >= 0
             batch_users = np.broadcast_to(user_ids[batch][:, None], items.shape)[valid]
@@ -263,7 +295,54 @@ def recommend(
             ]
             handle.writelines(lines)
             rows_written += len(lines)
-    console.print(f"wrote {rows_written} recommendations for {len(index)} users to {out}")
+    how = "" if reranker is None else f", re-ranked by {reranker.describe()}"
+    console.print(f"wrote {rows_written} recommendations for {len(index)} users to {out}{how}")
+
+
+class _Reranker:
+    """The re-ranking `recommend` applies to each batch of candidate lists (wiring of fusionrec.rerank)."""
+
+    def __init__(self, similarity: Any, method: str, diversity: float, space: str, n_candidates: int, k: int) -> None:
+        self.similarity, self.method, self.diversity = similarity, method, diversity
+        self.space, self.n_candidates, self.k = space, n_candidates, k
+
+    def __call__(self, items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from fusionrec.rerank import rerank
+
+        return rerank(items, scores, self.similarity, method=self.method, diversity=self.diversity, k=self.k)
+
+    def describe(self) -> str:
+        return f"{self.method} (diversity {self.diversity:g}, {self.space} space, from the top {self.n_candidates})"
+
+
+def _reranker(
+    model: Recommender, item_ids: np.ndarray, method: str, diversity: float | None, space: str | None,
+    n_candidates: int | None, k: int, features_dir: Path | None,
+) -> _Reranker:  # fmt: skip
+    """Check the --rerank options and build the item similarity once (clear errors, exit code 2)."""
+    from fusionrec.rerank import FUSED, MODEL, RERANK_METHODS, ItemSimilarity, item_space
+
+    if method not in RERANK_METHODS:
+        raise typer.BadParameter(f"--rerank must be one of {', '.join(RERANK_METHODS)}, not {method!r}")
+    diversity = 0.3 if diversity is None else diversity
+    if not 0.0 <= diversity <= 1.0:
+        raise typer.BadParameter(f"--diversity must be in [0, 1], got {diversity:g}")
+    space = space or FUSED
+    n_candidates = 100 if n_candidates is None else n_candidates
+    if n_candidates < k:
+        raise typer.BadParameter(f"--rerank-candidates ({n_candidates}) must be at least --k ({k})")
+    features = None
+    if space != MODEL:
+        if features_dir is None:
+            raise typer.BadParameter(
+                f"--rerank-space {space} needs --features DIR (the item features to measure diversity in), "
+                f"or use --rerank-space {MODEL} with a factor model"
+            )
+        from fusionrec.features.base import FeatureSet
+
+        features = FeatureSet.load(features_dir)
+        features.check_aligned(item_ids)
+    return _Reranker(ItemSimilarity(item_space(space, features, model)), method, diversity, space, n_candidates, k)
 
 
 @app.command()
