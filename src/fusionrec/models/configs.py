@@ -70,8 +70,8 @@ class ALSConfig(ModelConfig):
     """Implicit ALS (``fusionrec.models.als``): closed-form alternating ridge solves."""
 
     factors: int = Field(64, ge=1)
-    alpha: float = Field(10.0, ge=0)  # observed pairs have confidence 1 + alpha
-    reg: float = Field(10.0, gt=0)
+    alpha: float = Field(2.0, ge=0)  # observed pairs have confidence 1 + alpha (ML-1M valid: 2 > 5 > 10)
+    reg: float = Field(50.0, gt=0)
     iterations: int = Field(15, ge=1)
     init_std: float = Field(0.01, gt=0)
     seed: int = 0

@@ -8,6 +8,8 @@ about a millisecond for ML-1M's million interactions.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -18,7 +20,7 @@ def check_update(users: np.ndarray, rows: sp.csr_matrix | sp.spmatrix | sp.sparr
     """``(users int64, rows CSR float32)`` of an update, checked: one row per user, ``n_items`` columns,
     no negative or repeated user index (a repeated user would make "the last row wins" silent)."""
     index = np.asarray(users, dtype=np.int64).ravel()
-    matrix = sp.csr_matrix(rows, dtype=np.float32)
+    matrix = sp.csr_matrix(cast(Any, rows), dtype=np.float32)
     if matrix.shape != (len(index), n_items):
         raise ModelError(f"interactions have shape {matrix.shape}, expected {(len(index), n_items)} (one row per user)")
     if len(index) and index.min() < 0:

@@ -35,8 +35,8 @@ from fusionrec.errors import ModelError
 from fusionrec.fusion.config import AnyFuserConfig, AttentionFuserConfig, parse_fuser_config
 from fusionrec.fusion.item_content import ItemContent, select_modalities
 from fusionrec.models.base import as_csr, csr_from_state, csr_to_state, empty_csr
-from fusionrec.models.history import check_update, replace_rows
 from fusionrec.models.configs import TextFinetuneConfig, TwoTowerConfig
+from fusionrec.models.history import check_update, replace_rows
 from fusionrec.models.torch_base import PARAM_PREFIX, FactorModel, TripleBatches
 from fusionrec.models.two_tower_text import TEXT_INPUT, FineTunedText, build_text_input, load_text_input
 from fusionrec.models.two_tower_towers import (
