@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
@@ -27,6 +28,7 @@ from fusionrec.models.configs import ALSConfig
 from fusionrec.models.history import check_update
 
 CELLS_PER_BATCH = 1 << 18  # padded (rows x history length) cells gathered at once (x d floats)
+SMALL_UPDATE = 8  # at most this many rows are solved one by one in numpy
 
 
 def solve_rows(
@@ -41,6 +43,13 @@ def solve_rows(
     lengths = np.diff(rows.indptr)
     order = np.flatnonzero(lengths > 0)
     order = order[np.argsort(lengths[order], kind="stable")]
+    if len(order) <= SMALL_UPDATE:  # an online update: a few users, numpy beats torch's call overhead
+        base_np = np.asarray(gram, dtype=np.float64) + reg * np.eye(dim)
+        for row in order:
+            picked = np.asarray(factors[rows.indices[rows.indptr[row] : rows.indptr[row + 1]]], dtype=np.float64)
+            normal = base_np + alpha * (picked.T @ picked)
+            out[row] = scipy.linalg.cho_solve(scipy.linalg.cho_factor(normal), (1.0 + alpha) * picked.sum(axis=0))
+        return out
     fixed = torch.from_numpy(np.ascontiguousarray(factors, dtype=np.float32))
     base = torch.from_numpy(np.asarray(gram, dtype=np.float32)) + reg * torch.eye(dim)
     sorted_lengths = lengths[order]
@@ -100,6 +109,7 @@ class ALS(Recommender):
         self.init_std, self.seed, self.verbose = init_std, seed, verbose
         self.user_factors = np.zeros((0, factors), dtype=np.float32)
         self.item_factors = np.zeros((0, factors), dtype=np.float32)
+        self._item_gram: np.ndarray | None = None
 
     def _fit(self, train: sp.csr_matrix, features: Any | None, valid: sp.csr_matrix | None) -> None:
         rng = np.random.default_rng(self.seed)
@@ -111,13 +121,15 @@ class ALS(Recommender):
             items = solve_rows(by_item, users, users.T @ users, self.alpha, self.reg)
             users = solve_rows(train, items, items.T @ items, self.alpha, self.reg)
         self.user_factors, self.item_factors = users, items
+        self._item_gram = None
 
     def fold_in(self, rows: sp.csr_matrix) -> np.ndarray:
         """``(n_rows, d)`` user vectors for history rows ``(n_rows, n_items)``: the model's own user
         step with the item vectors fixed (exact, no approximation)."""
         self._check_fitted()
-        items = self.item_factors
-        return solve_rows(as_csr(rows), items, items.T @ items, self.alpha, self.reg)
+        if self._item_gram is None:  # Y^T Y, shared by every fold-in until the items change
+            self._item_gram = self.item_factors.T @ self.item_factors
+        return solve_rows(as_csr(rows), self.item_factors, self._item_gram, self.alpha, self.reg)
 
     def partial_fit_users(self, users: np.ndarray, interactions: sp.csr_matrix) -> None:
         """Set the histories of ``users`` to ``interactions`` (``(len(users), n_items)``, their whole
@@ -156,3 +168,4 @@ class ALS(Recommender):
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.user_factors = np.array(state["user_factors"], dtype=np.float32)
         self.item_factors = np.array(state["item_factors"], dtype=np.float32)
+        self._item_gram = None

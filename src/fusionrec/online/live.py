@@ -96,12 +96,11 @@ class LiveRecommender:
             )
         touched, local = np.unique(user_index, return_inverse=True)
         n_users = max(self.n_users, int(touched[-1]) + 1)
-        width = self.n_items
-        current = self._rows(touched, width)
-        delta = sp.csr_matrix((np.ones(len(item_index), dtype=np.float32), (local, item_index)), shape=(len(touched), width))
-        rows = as_csr(current + delta)
-        self.history = replace_rows(self._widened(width), touched, rows, n_rows=n_users)
-        self.model.partial_fit_users(touched, rows[:, : self.n_model_items])  # type: ignore[attr-defined]
+        rows = self._merged_rows(touched, local, item_index)
+        self.history = replace_rows(self._widened(self.n_items), touched, rows, n_rows=n_users)
+        if rows.shape[1] > self.n_model_items:  # the model knows only the catalogue's columns
+            rows = rows[:, : self.n_model_items]
+        self.model.partial_fit_users(touched, rows)  # type: ignore[attr-defined]
         self.stats.latencies_ms.append((time.perf_counter() - start) * 1e3)
         return touched
 
@@ -110,15 +109,22 @@ class LiveRecommender:
             return self.history
         return sp.csr_matrix((self.history.data, self.history.indices, self.history.indptr), shape=(self.n_users, width))
 
-    def _rows(self, users: np.ndarray, width: int) -> sp.csr_matrix:
-        """``(len(users), width)`` current rows (empty for users not seen yet)."""
-        known = users < self.n_users
-        empty = (np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int32), np.zeros(len(users) + 1, dtype=np.int32))
-        out = sp.csr_matrix(empty, shape=(len(users), width))
-        if known.any():
-            rows = self._widened(width)[users[known]]
-            out = replace_rows(out, np.flatnonzero(known), rows)
-        return out
+    def _merged_rows(self, touched: np.ndarray, local: np.ndarray, items: np.ndarray) -> sp.csr_matrix:
+        """``(len(touched), n_items)`` binary CSR: each touched user's live row plus their new items
+        (one sort of the few entries involved, one CSR built: the update's hot path)."""
+        width = self.n_items
+        indptr, indices = self.history.indptr, self.history.indices
+        known = touched < self.n_users
+        starts = np.where(known, indptr[np.minimum(touched, self.n_users - 1)], 0)
+        lengths = np.where(known, indptr[np.minimum(touched, self.n_users - 1) + 1] - starts, 0)
+        offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        old = indices[offsets + np.arange(int(lengths.sum()))].astype(np.int64)
+        owner = np.repeat(np.arange(len(touched)), lengths)
+        keys = np.unique(np.concatenate([owner * width + old, local.astype(np.int64) * width + items]))
+        row_of = keys // width
+        row_ptr = np.searchsorted(row_of, np.arange(len(touched) + 1)).astype(np.int32)
+        data = np.ones(len(keys), dtype=np.float32)
+        return sp.csr_matrix((data, (keys % width).astype(np.int32), row_ptr), shape=(len(touched), width))
 
     def user_history(self, user: int) -> np.ndarray:
         """Item indices in ``user``'s live history (sorted; empty for an unknown user)."""
