@@ -33,17 +33,13 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
+def explain_args(workspace: dict[str, Path], model: str, user: str, k: int, *extra: str) -> list[str]:
+    """``fusionrec explain`` arguments for a workspace model, with the workspace's features."""
+    return ["explain", str(workspace[model]), "--user", user, "--k", str(k), "--features", str(workspace["features"]), *extra]
+
+
 def test_table_shows_titles_contributions_and_evidence(workspace: dict[str, Path]) -> None:
-    args = [
-        "explain",
-        str(workspace["content"]),
-        "--user",
-        "u0",
-        "--k",
-        "3",
-        "--features",
-        str(workspace["features"]),
-    ]
+    args = explain_args(workspace, "content", "u0", 3)
     result = runner.invoke(app, [*args, "--dataset", str(workspace["dataset"])])
     assert result.exit_code == 0, result.output
     out = text(result)
@@ -61,17 +57,7 @@ def test_table_shows_titles_contributions_and_evidence(workspace: dict[str, Path
 def test_json_has_ids_contributions_and_finds_the_dataset_through_the_split(
     workspace: dict[str, Path],
 ) -> None:
-    args = [
-        "explain",
-        str(workspace["content"]),
-        "--user",
-        "u0",
-        "--k",
-        "2",
-        "--features",
-        str(workspace["features"]),
-        "--json",
-    ]
+    args = explain_args(workspace, "content", "u0", 2, "--json")
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
@@ -86,16 +72,7 @@ def test_json_has_ids_contributions_and_finds_the_dataset_through_the_split(
 
 
 def test_an_id_model_shows_evidence_without_contribution_columns(workspace: dict[str, Path]) -> None:
-    args = [
-        "explain",
-        str(workspace["ease"]),
-        "--user",
-        "u3",
-        "--k",
-        "3",
-        "--features",
-        str(workspace["features"]),
-    ]
+    args = explain_args(workspace, "ease", "u3", 3)
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     out = text(result)
