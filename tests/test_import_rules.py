@@ -29,6 +29,8 @@ FORBIDDEN: dict[str, set[str]] = {
     "rerank": {"eval", "coldstart", "explain", "online", "experiments", "cli", "serve", "distributed"},
     "explain": {"eval", "rerank", "online", "experiments", "cli", "serve", "distributed"},
     "online": {"eval", "rerank", "explain", "experiments", "cli", "serve", "distributed"},
+    # the server wires the stages below it (and holds no algorithm); only the CLI sits above it
+    "serve": {"cli", "experiments", "distributed"},
 }
 ALWAYS_ALLOWED = {"errors"}
 
