@@ -161,14 +161,22 @@ class LiveRecommender:
         return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
     def recommend(
-        self, users: np.ndarray, k: int = 10, candidates: np.ndarray | None = None, exclude_seen: bool = True
+        self,
+        users: np.ndarray,
+        k: int = 10,
+        candidates: np.ndarray | None = None,
+        exclude_seen: bool = True,
+        exclude: sp.csr_matrix | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` ``(items int64, scores float32)`` per user, best first, never an item of their live
-        history (``exclude_seen``); ``candidates`` (item indices) restricts the ranking."""
+        history (``exclude_seen``) nor of ``exclude`` (rows aligned with ``users``, e.g. dislikes);
+        ``candidates`` (item indices) restricts the ranking."""
         index = np.asarray(users, dtype=np.int64).ravel()
         scores = as_score_tensor(self.score(index))
         if exclude_seen:
             mask_rows(scores, self._widened(self.n_items)[index])
+        if exclude is not None:
+            mask_rows(scores, exclude)
         if candidates is not None:
             keep_candidates(scores, candidates)
         return top_k_items(scores, k)

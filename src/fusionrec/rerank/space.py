@@ -18,6 +18,7 @@ penalised nor favoured by MMR, a direction of its own for the DPP).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,14 +39,20 @@ def space_names(features: Any | None = None) -> list[str]:
 
 
 def item_space(
-    space: str, features: Any | None = None, model: Any | None = None, center: bool = True
+    space: str,
+    features: Any | None = None,
+    model: Any | None = None,
+    center: bool = True,
+    centers: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """``(n_items, d)`` float32 unit item vectors of ``space`` (module docstring); zero rows = no content.
 
     ``features`` is a FeatureSet (needed by ``fused`` and modality spaces), ``model`` a fitted
     Recommender (needed by ``model``). ``center`` removes each modality's mean unit row first (as the
     content model does: raw pretrained embeddings share one large direction). Raises ModelError
-    naming what is missing.
+    naming what is missing. ``centers`` (``{modality: (d,) centre}``, e.g. the catalogue's
+    :func:`~fusionrec.fusion.vectors.modality_centers`) are used instead of ``features``' own, so items
+    added later land in the catalogue's space.
     """
     if space == MODEL:
         if model is None:
@@ -62,13 +69,14 @@ def item_space(
     if space == FUSED:
         if not features.modalities:
             raise ModelError("the feature set has no modality to fuse")
-        centers = modality_centers(features) if center else None
-        return unit_rows(content_vectors(features, centers=centers, renormalize=False))
+        used = (centers if centers is not None else modality_centers(features)) if center else None
+        return unit_rows(content_vectors(features, centers=used, renormalize=False))
     if space not in features.modalities:
         raise ModelError(f"unknown re-ranking space {space!r}; choose one of {space_names(features)}")
     modality = features.modalities[space]
-    rows = centered_unit_rows if center else unit_rows
-    return rows(modality.matrix, modality.present)
+    if not center:
+        return unit_rows(modality.matrix, modality.present)
+    return centered_unit_rows(modality.matrix, modality.present, None if centers is None else centers.get(space))
 
 
 class CandidateRows(Protocol):
