@@ -77,3 +77,5 @@ def test_sigkill_loses_no_acknowledged_event(serve_workspace: Workspace, tmp_pat
     assert len(stored) == len(set(stored)), "an event was stored twice"
     missing = sorted(set(expected) - set(stored))
     assert not missing, f"{len(missing)} acknowledged events lost, e.g. {missing[:5]}"
+    print(f"durability: {KILLS} SIGKILLs, {len(acknowledged)} acknowledged batches ({len(expected)} events), "
+          f"{len(stored)} stored, 0 lost, 0 twice")
