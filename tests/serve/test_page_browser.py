@@ -190,6 +190,9 @@ def test_page_loads_health_user_history_and_explained_recommendations(context: A
     assert first.locator(".title").inner_text().strip()
     float(first.locator(".score").inner_text())  # a number
     assert first.locator("img, .placeholder").count() == 1  # a poster or the title placeholder
+    page.wait_for_function(  # the sample's posters load from the app
+        "() => [...document.querySelectorAll('#recs img')].some(i => i.complete && i.naturalWidth > 0)"
+    )
     assert page.locator(f"{REC} .explain").count() == len(recs)
     assert page.locator(f"{REC} [data-testid=modality-bars] li, {REC} [data-testid=explanation-headline]").count() > 0
     like = first.get_by_test_id("like-button")
@@ -315,23 +318,39 @@ def test_search_box_and_similar_items_show_results(context: Any, server: Server)
     problems.assert_none()
 
 
-def test_add_item_form_posts_the_item_with_a_poster(context: Any, server: Server, tmp_path: Path) -> None:
+def test_add_item_form_posts_the_item_with_a_poster_and_shows_a_conflict(
+    context: Any, server: Server, tmp_path: Path
+) -> None:
     page, problems = open_page(context, server)
+    item_id = f"browser-{uuid.uuid4().hex[:8]}"
     page.locator("#add-item summary").click()
-    page.get_by_test_id("add-title").fill("Browser Test Galaxy Starship")
-    page.get_by_test_id("add-description").fill("A starship crew explores a nebula near a distant galaxy.")
-    page.get_by_test_id("add-genres").fill("space, adventure")
-    page.get_by_test_id("add-image").set_input_files(str(tiny_png(tmp_path / "poster.png")))
-    with page.expect_response(lambda r: r.url.endswith("/items") and r.request.method == "POST") as answered:
-        page.get_by_test_id("add-submit").click()
-    response = answered.value
+
+    def submit() -> Any:
+        page.get_by_test_id("add-title").fill("Browser Test Galaxy Starship")
+        page.get_by_test_id("add-item-id").fill(item_id)
+        page.get_by_test_id("add-description").fill("A starship crew explores a nebula near a distant galaxy.")
+        page.get_by_test_id("add-genres").fill("space, adventure")
+        page.get_by_test_id("add-image").set_input_files(str(tiny_png(tmp_path / "poster.png")))
+        with page.expect_response(lambda r: r.url.endswith("/items") and r.request.method == "POST") as answered:
+            page.get_by_test_id("add-submit").click()
+        return answered.value
+
+    response = submit()
     assert response.status == 200, response.text()
     assert response.request.headers.get("x-api-key") == server.api_key
-    item_id = response.json()["item_id"]
+    assert response.json()["item_id"] == item_id
     page.wait_for_function("() => document.getElementById('status').dataset.kind === 'ok'")
     assert item_id in status(page)[1]
     assert page.get_by_test_id("add-title").input_value() == ""  # the form was reset
     problems.assert_none()
+
+    again = submit()  # the same id again: the API's 4xx detail is shown on the page
+    assert 400 <= again.status < 500
+    page.wait_for_function("() => document.getElementById('status').dataset.kind === 'error'")
+    text = status(page)[1]
+    assert "POST /items" in text and str(again.status) in text and str(again.json()["detail"]) in text, text
+    assert page.get_by_test_id("add-title").input_value() != ""  # kept, to fix and resend
+    assert problems.http == [f"POST {server.url}/items: {again.status}"]
 
 
 def test_write_without_a_key_shows_the_api_error(context: Any, server: Server) -> None:
