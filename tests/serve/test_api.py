@@ -84,6 +84,7 @@ def test_feedback_changes_the_next_recommendations_and_is_idempotent(server: Ser
     after = ids(get(server, f"/users/{user}/recommendations", k=10))
     assert liked not in after and disliked not in after and after != before
     assert liked in ids(get(server, f"/users/{user}/history", limit=1000))
+    assert ids(get(server, f"/users/{user}/history", limit=1)) == [liked], "the newest item comes last"
     newcomer = post_events(server, [{"user_id": "brand-new", "item_id": liked, "type": "purchase"}])
     assert newcomer.status_code == 200
     assert get(server, "/users/brand-new/recommendations", k=3).json()["cold"] is False

@@ -45,7 +45,8 @@ class LiveRecommender:
 
     ``history``: the ``(n_users, n_items)`` interactions the model was fitted on (the bundle's
     ``seen`` matrix); default: the model's own ``train_matrix`` (history models keep it). Rows are
-    binary; everything in a user's live history is excluded from their recommendations.
+    binary; everything in a user's live history is excluded from their recommendations. When it *is*
+    the history model's matrix (a bundle shares it), updates are stored once, in the model.
     """
 
     def __init__(self, model: Recommender, history: sp.csr_matrix | None = None) -> None:
@@ -56,7 +57,8 @@ class LiveRecommender:
             history = getattr(model, "train_matrix", None)
             if history is None or history.shape[0] != model.n_users:
                 raise ModelError(f"{model.name} keeps no training history: pass the interactions it was fitted on")
-        history = as_csr(history)
+        if history is not getattr(model, "train_matrix", None):
+            history = as_csr(history)
         if history.shape != (model.n_users, model.n_items):
             raise ModelError(f"history has shape {history.shape}, the model {(model.n_users, model.n_items)}")
         self.model = model
@@ -97,10 +99,18 @@ class LiveRecommender:
         touched, local = np.unique(user_index, return_inverse=True)
         n_users = max(self.n_users, int(touched[-1]) + 1)
         rows = self._merged_rows(touched, local, item_index)
-        self.history = replace_rows(self._widened(self.n_items), touched, rows, n_rows=n_users)
+        shared = self.model.uses_history and self.n_items == self.n_model_items and self.history is getattr(
+            self.model, "train_matrix", None
+        )
         if rows.shape[1] > self.n_model_items:  # the model knows only the catalogue's columns
-            rows = rows[:, : self.n_model_items]
-        self.model.partial_fit_users(touched, rows)  # type: ignore[attr-defined]
+            model_rows = rows[:, : self.n_model_items]
+        else:
+            model_rows = rows
+        self.model.partial_fit_users(touched, model_rows)  # type: ignore[attr-defined]
+        if shared:  # a history model just stored exactly these rows: share its matrix, copy nothing twice
+            self.history = self.model.train_matrix
+        else:
+            self.history = replace_rows(self._widened(self.n_items), touched, rows, n_rows=n_users)
         self.stats.latencies_ms.append((time.perf_counter() - start) * 1e3)
         return touched
 

@@ -211,10 +211,11 @@ class Recommendations:
         encoder = self.text_encoder()
         if encoder is None or "text" not in state.indexes:
             raise ModelError("search needs the server started with text features (--features) and their encoder")
-        vector = np.asarray(encoder.encode([query]), dtype=np.float32)
+        vector = np.asarray(encoder.encode([query]), dtype=np.float32)  # the slow part: outside the lock
         vector = centered_unit_rows(vector, None, state.centers["text"])
-        ids, scores = state.indexes["text"].search(vector, k)
-        return {"query": query, "items": self._cards(ids[0], scores[0])}
+        with state.lock:
+            ids, scores = state.indexes["text"].search(vector, k)
+            return {"query": query, "items": self._cards(ids[0], scores[0])}
 
 
 def ids_title(state: ServingState, item: int) -> str:

@@ -71,6 +71,7 @@ class ServingState:
         self.users_table = None if dataset is None else dataset.users
         self.live = LiveRecommender(self.model, history=bundle.seen)
         self.dislikes: dict[int, set[int]] = {}
+        self.recent: dict[int, dict[int, None]] = {}  # per user, items liked while serving, in arrival order
         self.indexes: dict[str, VectorIndex] = {}
         self.vectors: dict[str, np.ndarray] = {}  # (n_items, d) per space, what the index holds
         self.recommendations = Recommendations(self)
@@ -130,7 +131,15 @@ class ServingState:
         return index
 
     def history(self, user: int | None) -> np.ndarray:
-        return np.zeros(0, dtype=np.int64) if user is None else self.live.user_history(user)
+        """The user's items, oldest first: the training history (which has no order of its own, so in item
+        order), then what arrived while serving in arrival order."""
+        if user is None:
+            return np.zeros(0, dtype=np.int64)
+        everything = self.live.user_history(user)
+        recent = np.fromiter(self.recent.get(user, {}), dtype=np.int64)
+        if not len(recent):
+            return everything
+        return np.concatenate([everything[~np.isin(everything, recent)], recent])
 
     # ------------------------------------------------------------------ events
     def post_events(self, events: list[dict[str, Any]], idempotency_key: str | None) -> tuple[int, bool]:
@@ -160,6 +169,9 @@ class ServingState:
             if is_positive(kind, get("value")):
                 users.append(user)
                 items.append(item)
+                recent = self.recent.setdefault(user, {})
+                recent.pop(item, None)  # a repeat moves it to the end
+                recent[item] = None
             elif kind == "dislike":
                 self.dislikes.setdefault(user, set()).add(item)
         if users:
