@@ -59,10 +59,11 @@ class LiveRecommender:
                 raise ModelError(f"{model.name} keeps no training history: pass the interactions it was fitted on")
         if history is not getattr(model, "train_matrix", None):
             history = as_csr(history)
+        assert history is not None
         if history.shape != (model.n_users, model.n_items):
             raise ModelError(f"history has shape {history.shape}, the model {(model.n_users, model.n_items)}")
         self.model = model
-        self.history = history
+        self.history: sp.csr_matrix = history
         self.n_model_items = model.n_items
         self._added: list[Any] = []  # FeatureSets of added items, in index order
         self._added_counts: list[int] = []
