@@ -160,8 +160,14 @@ def test_a_restart_replays_the_stored_events(serve_workspace: Workspace, tmp_pat
     with start_server(tmp_path, serve_workspace, db=db) as first:
         user = a_user(first)
         top = ids(get(first, f"/users/{user}/recommendations", k=3))[0]
-        assert post_events(first, [{"user_id": user, "item_id": top, "type": "like"}]).status_code == 200
+        added = httpx.post(first.url + "/items", headers=first.headers(), timeout=120,
+                           data={"item_id": "kept-1", "title": "Lighthouse Keeper", "description": "A lighthouse keeper and a storm."})
+        assert added.status_code == 200, added.text
+        events = [{"user_id": user, "item_id": top, "type": "like"}, {"user_id": user, "item_id": "kept-1", "type": "like"}]
+        assert post_events(first, events).status_code == 200
     with start_server(tmp_path, serve_workspace, db=db) as second:
-        assert top in ids(get(second, f"/users/{user}/history", limit=1000))
+        history = ids(get(second, f"/users/{user}/history", limit=1000))
+        assert top in history and history[-1] == "kept-1"  # the posted item came back before its event
         assert top not in ids(get(second, f"/users/{user}/recommendations", k=10))
-        assert np.isclose(get(second, "/healthz").json()["events"], 1)
+        assert np.isclose(get(second, "/healthz").json()["events"], 2)
+        assert ids_of(get(second, "/search", q="lighthouse keeper storm", k=1).json()) == ["kept-1"]

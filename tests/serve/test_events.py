@@ -162,7 +162,7 @@ def test_migration_upgrades_a_v1_database(tmp_path: Path) -> None:
     raw.commit()
     raw.close()
     with EventStore(path) as store:
-        assert store.version == SCHEMA_VERSION == 2
+        assert store.version == SCHEMA_VERSION == 3
         assert store.count() == 1 and store.read()[0].user_id == "u"
     indexes = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"events_user", "events_variant_type", "events_batch"} <= indexes

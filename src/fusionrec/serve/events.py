@@ -59,6 +59,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX events_variant_type ON events(variant, type)",
         "CREATE INDEX events_batch ON events(batch) WHERE batch IS NOT NULL",
     ),
+    (  # 3: items posted while serving (re-encoded into the live state at start, like events are replayed)
+        """CREATE TABLE items (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            item_id TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL,
+            genres TEXT NOT NULL,
+            poster TEXT NULL,
+            received REAL NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 COLUMNS = ("id", "batch", "user_id", "item_id", "type", "value", "variant", "ts", "received")
@@ -241,6 +251,27 @@ class EventStore:
         return AppendResult(len(rows), False, first_id, last_id)
 
     # ------------------------------------------------------------------ reading
+    # ------------------------------------------------------------------ posted items
+    def add_item(self, item_id: str, title: str, description: str, genres: Sequence[str], poster: str | None) -> None:
+        """Record a posted item durably (committed before this returns); its id must be new."""
+        with self._lock:
+            try:  # one statement in autocommit mode: its own fsynced transaction
+                self._conn.execute(
+                    "INSERT INTO items (item_id, title, description, genres, poster, received) VALUES (?, ?, ?, ?, ?, ?)",
+                    (item_id, title, description, "|".join(genres), poster, time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise EventStoreError(f"item {item_id!r} was posted before") from None
+
+    def items(self) -> list[dict[str, Any]]:
+        """Posted items in the order they arrived: item_id, title, description, genres (list), poster."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT item_id, title, description, genres, poster FROM items ORDER BY seq"
+            ).fetchall()
+        return [{"item_id": r[0], "title": r[1], "description": r[2], "genres": [g for g in r[3].split("|") if g],
+                 "poster": r[4]} for r in rows]
+
     def count(self, event_type: str | None = None) -> int:
         with self._lock:
             if event_type is None:

@@ -76,6 +76,7 @@ class ServingState:
         self.vectors: dict[str, np.ndarray] = {}  # (n_items, d) per space, what the index holds
         self.recommendations = Recommendations(self)
         self._build_indexes()
+        self.replayed_items = self._replay_items()
         self.replayed = self._replay()
         # the first search / text query would otherwise wait seconds for the text encoder
         threading.Thread(target=self.recommendations.text_encoder, name="load-text-encoder", daemon=True).start()
@@ -111,7 +112,28 @@ class ServingState:
             for space in ("fused", *self.features.modalities):
                 self.vectors[space] = item_space(space, self.features, centers=self.centers)
         for space, vectors in self.vectors.items():  # unit rows: inner product = cosine
-            self.indexes[space] = VectorIndex.build(vectors, ids, measure="inner_product")
+            self.indexes[space] = self._index_for(space, vectors, ids)
+
+    def _index_for(self, space: str, vectors: np.ndarray, ids: np.ndarray) -> VectorIndex:
+        """The bundle's saved index of ``space`` (``MODEL_DIR/index/<space>``) when it was built from
+        the same inputs, else a new one, saved there for the next start (skipped on a read-only bundle)."""
+        import hashlib
+
+        digest = hashlib.sha256(np.ascontiguousarray(vectors).tobytes()).hexdigest()
+        folder = self.settings.model_dir / "index" / space
+        if (folder / "index.json").exists():
+            try:
+                saved = VectorIndex.load(folder)
+                if saved.meta.get("digest") == digest and len(saved) == len(ids):
+                    return saved
+            except FusionRecError as exc:
+                log.warning("rebuilding the %s index: %s", space, exc)
+        index = VectorIndex.build(vectors, ids, measure="inner_product", meta={"space": space, "digest": digest})
+        try:
+            index.save(folder)
+        except OSError as exc:
+            log.warning("could not save the %s index with the bundle: %s", space, exc)
+        return index
 
     def _replay(self) -> int:
         """Apply every stored event to the live state, in order (one batch: fast at start)."""
@@ -189,8 +211,8 @@ class ServingState:
     # ------------------------------------------------------------------ items
     def add_item(self, item_id: str | None, title: str, description: str, genres: list[str],
                  image: bytes | None, suffix: str) -> dict[str, Any]:
-        from fusionrec.rerank.space import item_space
-        from fusionrec.serve.new_items import NewItemEncoder, save_upload
+        """Encode, add to the live model and the indexes, and record durably (acknowledged = kept)."""
+        from fusionrec.serve.new_items import save_upload
 
         if self.features is None:
             raise Conflict("the server was started without --features: new items cannot be encoded")
@@ -205,18 +227,41 @@ class ServingState:
                 if self.media is None:
                     raise Conflict("the server was started without a media folder (--media DIR): images cannot be stored")
                 poster = save_upload(self.media, item_id, image, suffix)
-            encoder = getattr(self, "_new_items", None) or NewItemEncoder(self.features, self.text_columns)
-            self._new_items = encoder
-            row, encoded = encoder.encode(item_id, title, description, genres,
-                                          None if poster is None or self.media is None else self.media / poster)
-            (index,) = self.live.add_items(row)
-            self.catalog.add(item_id, title, poster, genres)
-            for space, vector_index in self.indexes.items():
-                if space != "model":
-                    vector = item_space(space, row, centers=self.centers)
-                    vector_index.add(vector, np.array([index], dtype=np.int64))
-                    self.vectors[space] = np.concatenate([self.vectors[space], vector])
+            index, encoded = self._add_item(item_id, title, description, genres, poster)
+            self.store.add_item(item_id, title, description, genres, poster)
         return {"item_id": item_id, "index": int(index), "encoded": encoded}
+
+    def _add_item(self, item_id: str, title: str, description: str, genres: list[str],
+                  poster: str | None) -> tuple[int, list[str]]:
+        from fusionrec.rerank.space import item_space
+        from fusionrec.serve.new_items import NewItemEncoder
+
+        assert self.features is not None
+        # the one text encoder the search path loads (a second load in parallel would race on imports)
+        encoder = getattr(self, "_new_items", None) or NewItemEncoder(
+            self.features, self.text_columns, text_encoder=self.recommendations.text_encoder()
+        )
+        self._new_items = encoder
+        image = None if poster is None or self.media is None else self.media / poster
+        row, encoded = encoder.encode(item_id, title, description, genres, image)
+        (index,) = self.live.add_items(row)
+        self.catalog.add(item_id, title, poster, genres)
+        for space, vector_index in self.indexes.items():
+            if space != "model":
+                vector = item_space(space, row, centers=self.centers)
+                vector_index.add(vector, np.array([index], dtype=np.int64))
+                self.vectors[space] = np.concatenate([self.vectors[space], vector])
+        return int(index), encoded
+
+    def _replay_items(self) -> int:
+        """Re-encode the items posted to earlier runs (before the events, which may name them)."""
+        posted = self.store.items()
+        if posted and (self.features is None or not isinstance(self.model, SupportsColdStart)):
+            log.warning("%d posted items are not served: this model/feature set cannot score new items", len(posted))
+            return 0
+        for item in posted:
+            self._add_item(item["item_id"], item["title"], item["description"], item["genres"], item["poster"])
+        return len(posted)
 
     # ------------------------------------------------------------------ stats
     def stats(self) -> dict[str, Any]:
