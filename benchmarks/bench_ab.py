@@ -1,7 +1,7 @@
 """An A/B test replayed through the real API: impressions and clicks logged per variant, then the report.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_ab.py [--model runs/ease] [--split runs/ml1m-split]
-        [--users 1000] [--k 10] [--diversity 0.5] [--out runs/bench-ab]
+        [--features runs/ml1m-features] [--users 1000] [--k 10] [--diversity 0.5] [--out runs/bench-ab]
 
 A ``fusionrec serve`` process runs the bundle. Test users are split at random between variant
 ``control`` (the model's lists) and ``diverse`` (the same lists re-ranked at ``--diversity``). Each
@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--diversity", type=float, default=0.5)
+    parser.add_argument("--features", type=Path, default=ROOT / "runs" / "ml1m-features",
+                        help="the space the diverse variant re-ranks in (fused content)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-ab")
     args = parser.parse_args()
     if not (args.model / "bundle.json").exists() or not args.split.exists():
@@ -57,7 +59,7 @@ def main() -> None:
     users = rng.sample(sorted(future), min(args.users, len(future)))
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "fusionrec", "serve", str(args.model), "--port", str(port),
-                                "--db", str(db)], env=os.environ | {"FUSIONREC_API_KEY": API_KEY},
+                                "--db", str(db), "--features", str(args.features)], env=os.environ | {"FUSIONREC_API_KEY": API_KEY},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
