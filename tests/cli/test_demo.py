@@ -22,7 +22,7 @@ def test_demo_on_the_sample_runs_end_to_end(tmp_path) -> None:
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--sample", "--out", str(out), "--models", "mostpop,ease"])
     assert result.exit_code == 0, result.output
-    dataset = Dataset.load(out / "dataset")
+    dataset = Dataset.load(out / "data")
     assert (dataset.n_users, dataset.n_items) == (400, 240)
     split = Split.load(out / "split")
     assert len(split.train) + len(split.valid) + len(split.test) <= len(dataset.interactions)
@@ -32,3 +32,8 @@ def test_demo_on_the_sample_runs_end_to_end(tmp_path) -> None:
     assert "mostpop" in rows and "ease" in rows
     recall = {name: float(rows[name].split("│")[2].split("±")[0]) for name in ("mostpop", "ease")}
     assert recall["ease"] > recall["mostpop"] + 0.2
+    # the demo ends with the HTML report, and says where it is
+    report = out / "report.html"
+    assert report.exists() and "report.html" in result.output
+    html = report.read_text()
+    assert "data:image/png;base64" in html and "ease" in html

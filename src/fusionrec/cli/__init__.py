@@ -13,6 +13,8 @@ from fusionrec.cli import features as _features  # noqa: F401
 from fusionrec.cli import ingest as _ingest  # noqa: F401
 from fusionrec.cli import models as _models  # noqa: F401
 from fusionrec.cli import online_report as _online_report  # noqa: F401
+from fusionrec.cli import report as _report  # noqa: F401
+from fusionrec.cli import run as _run  # noqa: F401
 from fusionrec.cli import serve as _serve  # noqa: F401
 from fusionrec.cli.app import app
 

@@ -1,45 +1,56 @@
 """`fusionrec demo`: the whole pipeline end to end, on ML-1M when it is at hand, else on a built-in sample.
 
-Stages: ingest + validate -> stats -> split -> text/poster/attribute features (cached by content)
--> collaborative-filtering baselines trained and evaluated by full ranking.
-
-Each stage writes what it produced under ``--out`` (dataset, split, features, models), so a
-second run reuses the feature cache and any stage can be re-run alone with its own verb.
+The demo is ``fusionrec run`` on a shipped experiment file (``experiments/examples/demo_ml1m.yaml``
+or ``demo_sample.yaml``), with the options below applied to it: data -> validate -> split ->
+text/poster/attribute features (cached by content) -> models trained and evaluated by full ranking.
+Every stage is cached under ``--out``, so a second run reuses what did not change.
 """
 
 from __future__ import annotations
 
-import time
+from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.rule import Rule
-from rich.table import Table
 
 from fusionrec.cli.app import app, console, friendly_errors
-from fusionrec.cli.data import split_table
-from fusionrec.config import SplitConfig
-from fusionrec.data.loaders import LoaderOptions, load_source
-from fusionrec.data.sample import SAMPLE_MAPPING, write_sample
-from fusionrec.data.schema import Dataset
-from fusionrec.data.splits import Split, split_dataset
-from fusionrec.data.stats import dataset_stats, stats_table
-from fusionrec.data.validate import ValidationReport
+
+if TYPE_CHECKING:
+    from fusionrec.experiments.config import ExperimentConfig
 
 DEFAULT_SHARED = Path("..") / "shared" / "data"
+DEFAULT_MODELS = "mostpop,itemknn,ease,bpr,lightgcn,ease_side,two_tower"
 
 
-def load_demo_data(data_root: Path, out: Path, use_sample: bool) -> tuple[Dataset, ValidationReport, str]:
-    """ML-1M from ``data_root`` when present (and not ``use_sample``), else the generated sample."""
+def demo_config(data_root: Path, use_sample: bool, seed: int, skip_features: bool, models: str) -> ExperimentConfig:
+    """The shipped demo experiment with the demo's options applied (ML-1M unless absent or ``use_sample``)."""
+    from fusionrec.experiments.config import ModelSpec, parse_experiment
+    from fusionrec.models.registry import config_class, get_model_class
+
     ml1m = data_root / "ml-1m"
-    if not use_sample and ml1m.exists():
-        dataset, report = load_source("movielens", ml1m, LoaderOptions())
-        return dataset, report, f"MovieLens-1M from {ml1m}"
-    sample_dir = write_sample(out / "sample-source")
-    options = LoaderOptions(name="sample", tabular=SAMPLE_MAPPING)
-    dataset, report = load_source("tabular", sample_dir, options)
-    return dataset, report, f"built-in sample written to {sample_dir}"
+    real = not use_sample and ml1m.exists()
+    name = "demo_ml1m.yaml" if real else "demo_sample.yaml"
+    text = resources.files("fusionrec.experiments").joinpath("examples", name).read_text(encoding="utf-8")
+    config = parse_experiment(text, name)
+    if real:
+        config.data.source = ml1m.resolve()
+    config.split.seed = seed
+    if skip_features:
+        config.features = None
+    shipped = {m.name: m for m in config.models}
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    specs = [shipped.get(n) or ModelSpec(name=n, model=n) for n in names]
+    if config.features is None:
+        content = [s.name for s in specs if get_model_class(s.model).uses_features]
+        if content:
+            console.print(f"no features (--skip-features): not training the content models {', '.join(content)}")
+        specs = [s for s in specs if s.name not in content]
+    for spec in specs:  # the iterative models run on their defaults (sized to the data), seeded like the split
+        if "seed" in config_class(spec.model).model_fields:
+            spec.params = spec.params | {"seed": seed}
+    config.models = specs
+    return config
 
 
 @app.command()
@@ -50,66 +61,16 @@ def demo(
     sample: Annotated[bool, typer.Option("--sample", help="Use the built-in sample even if real data is present.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the split and of the models.")] = 0,
     skip_features: Annotated[bool, typer.Option("--skip-features", help="Do not run the pretrained encoders.")] = False,
-    models: Annotated[str, typer.Option(help="Comma-separated models to train and evaluate (the content models need the features).")] = "mostpop,itemknn,ease,bpr,lightgcn,ease_side,two_tower",
+    models: Annotated[str, typer.Option(help="Comma-separated models to train and evaluate (the content models need the features).")] = DEFAULT_MODELS,
 ) -> None:
     """Run the pipeline end to end: ingest -> validate -> split -> features -> train -> evaluate."""
-    timings: dict[str, float] = {}
-    out.mkdir(parents=True, exist_ok=True)
+    from fusionrec.cli.run import print_summary
+    from fusionrec.experiments.pipeline import finish_run, run_experiment
 
-    console.print(Rule("1. ingest + validate"))
-    start = time.perf_counter()
-    dataset, report, where = load_demo_data(data_root, out, sample)
-    dataset_dir = dataset.save(out / "dataset")
-    timings["ingest + validate"] = time.perf_counter() - start
-    console.print(f"data: {where}")
-    console.print(report.table())
-    console.print(stats_table(dataset_stats(dataset)))
-
-    console.print(Rule("2. split"))
-    start = time.perf_counter()
-    split_config = SplitConfig(strategy="random", ratios=(0.8, 0.1, 0.1), seed=seed, min_rating=3.0)
-    split: Split = split_dataset(dataset, split_config, dataset_dir=dataset_dir)
-    split.save(out / "split")
-    timings["split"] = time.perf_counter() - start
-    console.print(split_table(split))
-
-    if not skip_features:
-        console.print(Rule("3. features (pretrained text + image encoders, attributes; cached by content)"))
-        start = time.perf_counter()
-        from fusionrec.cli.features import masked_table, summary_table
-        from fusionrec.features.extract import extract_features
-
-        modalities = ["text", "attributes"] + (["image"] if dataset.item_columns.image else [])
-        extraction = extract_features(dataset, modalities, cache_dir=out / "feature-cache", progress=True)
-        extraction.features.save(out / "features")
-        timings["features"] = time.perf_counter() - start
-        console.print(summary_table(extraction.reports))
-        masked = masked_table(extraction.reports)
-        if masked is not None:
-            console.print(masked)
-
-    console.print(Rule("4. train + evaluate CF and multimodal models (full ranking, test; valid for early stopping)"))
-    start = time.perf_counter()
-    from fusionrec.experiments.runner import run_baselines
-    from fusionrec.models.registry import get_model_class
-
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    features = extraction.features if not skip_features else None
-    if features is None:
-        content = [n for n in names if get_model_class(n).uses_features]
-        if content:
-            console.print(f"no features (--skip-features): not training the content models {', '.join(content)}")
-        names = [n for n in names if n not in content]
-    # the iterative models run on their defaults (sized to the data), seeded like the split
-    configs = {name: {"seed": seed} for name in names if "seed" in get_model_class(name).config_class.model_fields}
-    keys = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@20", "mrr@20"]
-    run_baselines(split, models=names, k=(10, 20), console=console, configs=configs, keys=keys, features=features)
-    timings["train + evaluate"] = time.perf_counter() - start
-
-    summary = Table(title="demo: time per stage")
-    summary.add_column("stage")
-    summary.add_column("seconds", justify="right")
-    for stage, seconds in timings.items():
-        summary.add_row(stage, f"{seconds:.2f}")
-    console.print(summary)
-    console.print(f"outputs in [bold]{out}[/]")
+    config = demo_config(data_root, sample, seed, skip_features, models)
+    if not config.models:
+        raise typer.BadParameter("no model left to train")
+    result = run_experiment(config, out, console=console)
+    print_summary(config, result)
+    report = finish_run(result.run_dir)
+    console.print(f"report: [bold]{report}[/]  (open it in a browser; `fusionrec report {result.run_dir}` rewrites it)")
