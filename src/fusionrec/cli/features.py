@@ -137,6 +137,9 @@ def features(
     ] = None,
     source: Annotated[str | None, typer.Option(help="Load DATASET as a raw source of this format.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray", help="Encode on Ray: local (start a local cluster) or a cluster address.")
+    ] = None,
 ) -> None:
     """Extract item features per modality; reuse cached vectors; report encoded / cached / masked."""
     from fusionrec.features.base import FeatureSet
@@ -155,7 +158,14 @@ def features(
                 section.batch_size = batch_size
     data = _load_dataset(dataset, source)
     _quiet_model_loading()
-    result = extract_features(data, modality, cache_dir=cache_dir, config=settings, progress=progress)
+    if ray_address is None:
+        result = extract_features(data, modality, cache_dir=cache_dir, config=settings, progress=progress)
+    else:
+        from fusionrec.distributed.cluster import connect
+        from fusionrec.distributed.extract import extract_features_ray
+
+        with connect(ray_address):
+            result = extract_features_ray(data, modality, cache_dir=cache_dir, config=settings, progress=progress)
     target = out or (dataset / "features" if (dataset / "manifest.json").exists() else Path("features"))
     if (target / "manifest.json").exists():
         existing = FeatureSet.load(target)

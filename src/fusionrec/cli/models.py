@@ -7,6 +7,7 @@ loadable without pickle.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -26,6 +27,9 @@ from fusionrec.models.bundle import ModelBundle
 from fusionrec.models.registry import build_model, config_class, model_names
 
 # --------------------------------------------------------------------------- helpers
+RayOption = Annotated[
+    str | None, typer.Option("--ray", help="Run on Ray: local (start a local cluster) or a cluster address.")
+]
 FeaturesOption = Annotated[
     Path | None, typer.Option("--features", help="Feature directory from `fusionrec features` (content models).")
 ]
@@ -138,6 +142,7 @@ def evaluate(
     candidates: Annotated[
         str, typer.Option("--candidates", help="all (rank every item) or cold (only the held-out items without training data).")
     ] = "all",
+    ray_address: RayOption = None,
 ) -> None:
     """Full-ranking evaluation of a saved model on valid or test, with 95 % confidence intervals.
 
@@ -155,7 +160,15 @@ def evaluate(
     bundle = ModelBundle.load(model_dir)
     split = Split.load(split_dir)
     bundle.check_split(split)
-    result = Evaluator(ks=ks, auc=auc).evaluate(bundle.model, split, on=on, candidates=None if candidates == "all" else "cold")
+    evaluator, chosen = Evaluator(ks=ks, auc=auc), None if candidates == "all" else "cold"
+    if ray_address is None:
+        result = evaluator.evaluate(bundle.model, split, on=on, candidates=chosen)
+    else:
+        from fusionrec.distributed.cluster import connect
+        from fusionrec.distributed.evaluate import evaluate_ray
+
+        with connect(ray_address):
+            result = evaluate_ray(evaluator, bundle.model, split, on=on, candidates=chosen)
     if candidates == "cold" and result.n_evaluated == 0:
         raise DataError(f"no {on} interaction is with an item that has no training data: is this a cold-item split?")
     name = bundle.name
@@ -357,6 +370,7 @@ def tune(
     out: Annotated[Path | None, typer.Option("--out", help="Save the chosen model here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     features_dir: FeaturesOption = None,
+    ray_address: RayOption = None,
 ) -> None:
     """Grid search: fit every grid point on train, pick the best on valid, report test at that point only."""
     from fusionrec.eval.report import _clean, metrics_table
@@ -379,16 +393,23 @@ def tune(
         raise DataError(f"unknown hyper-parameters for {model}: {unknown}; known: {sorted(fields)}", file=str(grid))
     split = Split.load(split_dir)
     features = load_features(features_dir)
-    result = grid_search(
-        model,
-        split,
-        raw_grid,
-        metric=metric,
-        k=parse_ks(k),
-        base_config=base,
-        console=None if as_json else console,
-        features=features,
-    )
+    search: Any = grid_search
+    if ray_address is not None:
+        from fusionrec.distributed.cluster import connect
+        from fusionrec.distributed.tune import grid_search_ray
+
+        search = grid_search_ray
+    with connect(ray_address) if ray_address is not None else contextlib.nullcontext():
+        result = search(
+            model,
+            split,
+            raw_grid,
+            metric=metric,
+            k=parse_ks(k),
+            base_config=base,
+            console=None if as_json else console,
+            features=features,
+        )
     if out is not None:
         save_model_dir(result.best_run.model, out, split, features)
     if as_json:
