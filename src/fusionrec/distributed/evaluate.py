@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fusionrec.eval.evaluator import EvalPlan, EvalResult, Evaluator, PartialResult, cold_candidates
+from fusionrec.eval.evaluator import EvalPlan, EvalResult, Evaluator, PartialResult
 
 if TYPE_CHECKING:
     from fusionrec.data.splits import Split
@@ -77,16 +77,7 @@ def evaluate_ray(
 
     require_ray()
     start = time.perf_counter()
-    if on not in ("valid", "test"):
-        raise ValueError(f"on must be 'valid' or 'test', got {on!r}")
-    train = split.csr("train")
-    exclude = train if on == "valid" else (train + split.csr("valid")).tocsr()
-    truth = split.csr(on)
-    if isinstance(candidates, str):
-        if candidates != "cold":
-            raise ValueError(f"candidates must be 'cold', an array of item indices or None, got {candidates!r}")
-        candidates = cold_candidates(train, truth)
-    plan = evaluator.prepare(truth, exclude, train=train, part=on, candidates=candidates)
+    plan = evaluator.prepare_split(split, on, candidates)
     result = evaluate_plan_ray(evaluator, model, plan, n_shards=n_shards, threads_per_task=threads_per_task, stats=stats)
     result.time_s = time.perf_counter() - start
     return result

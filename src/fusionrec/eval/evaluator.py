@@ -232,6 +232,14 @@ class Evaluator:
         ``candidates``: None ranks every item; ``"cold"`` only the items without training
         interactions that occur in ``on`` (:func:`cold_candidates`, the cold-item protocol); an
         array, those item indices."""
+        start = time.perf_counter()
+        result = self.evaluate_plan(model, self.prepare_split(split, on, candidates))
+        result.time_s = time.perf_counter() - start  # prepare included, as evaluate_matrices reports it
+        return result
+
+    def prepare_split(self, split: Split, on: str = "test", candidates: np.ndarray | str | None = None) -> EvalPlan:
+        """The :meth:`prepare` of ``split``'s ``on`` part (valid excludes train, test train + valid);
+        what :meth:`evaluate` and a sharded run both start from."""
         if on not in ("valid", "test"):
             raise ValueError(f"on must be 'valid' or 'test', got {on!r}")
         train = split.csr("train")
@@ -241,7 +249,18 @@ class Evaluator:
             if candidates != "cold":
                 raise ValueError(f"candidates must be 'cold', an array of item indices or None, got {candidates!r}")
             candidates = cold_candidates(train, truth)
-        return self.evaluate_matrices(model, truth, exclude, train=train, part=on, candidates=candidates)
+        return self.prepare(truth, exclude, train=train, part=on, candidates=candidates)
+
+    def evaluate_plan(self, model: Scorer, plan: EvalPlan) -> EvalResult:
+        """Every batch of ``plan.users`` scored and merged (the local path; a sharded run splits this)."""
+        start = time.perf_counter()
+        partials = [
+            self.evaluate_batch(model, plan, plan.users[lo : lo + self.batch_size])
+            for lo in range(0, len(plan.users), self.batch_size)
+        ]
+        result = self.merge(plan, partials)
+        result.time_s = time.perf_counter() - start
+        return result
 
     def evaluate_matrices(
         self,
@@ -260,12 +279,7 @@ class Evaluator:
         The same as :meth:`prepare`, :meth:`evaluate_batch` over every batch of ``plan.users`` and
         :meth:`merge`, which is how a distributed run splits the work."""
         start = time.perf_counter()
-        plan = self.prepare(truth, exclude, train=train, part=part, candidates=candidates)
-        partials = [
-            self.evaluate_batch(model, plan, plan.users[lo : lo + self.batch_size])
-            for lo in range(0, len(plan.users), self.batch_size)
-        ]
-        result = self.merge(plan, partials)
+        result = self.evaluate_plan(model, self.prepare(truth, exclude, train=train, part=part, candidates=candidates))
         result.time_s = time.perf_counter() - start
         log.debug("evaluated %d users (%d skipped) in %.3fs", result.n_evaluated, result.n_skipped, result.time_s)
         return result
