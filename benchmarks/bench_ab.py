@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     from fusionrec.data.splits import Split
-    from tests.serve.server import API_KEY, free_port
+    from tests.serve.server import API_KEY, launch_server
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=ROOT / "runs" / "ease")
@@ -57,18 +57,9 @@ def main() -> None:
         future.setdefault(int(user), {})[str(split.item_map.ids[item])] = float(rating)
     rng = random.Random(0)
     users = rng.sample(sorted(future), min(args.users, len(future)))
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "fusionrec", "serve", str(args.model), "--port", str(port),
-                                "--db", str(db), "--features", str(args.features)], env=os.environ | {"FUSIONREC_API_KEY": API_KEY},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    handle = launch_server(args.model, args.out, ["--features", str(args.features)], db=db, timeout=120)
+    url = handle.url
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
         start = time.perf_counter()
         with httpx.Client(base_url=url, headers={"X-API-Key": API_KEY}, timeout=30) as client:
             for user in users:
@@ -88,8 +79,7 @@ def main() -> None:
                 response.raise_for_status()
         print(f"replayed {len(users)} users through the API in {time.perf_counter() - start:.1f} s")
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        handle.stop()
     subprocess.run([sys.executable, "-m", "fusionrec", "online-report", "--db", str(db), "--png", str(args.out / "ab.png")],
                    check=True)
 

@@ -114,29 +114,12 @@ def wrk_throughput(url: str, key: str, users: list[str], items: list[str], kind:
 
 
 def bench_model(model_dir: Path, features: Path | None, args: argparse.Namespace) -> list[dict[str, Any]]:
-    from tests.serve.server import API_KEY, ServerHandle, free_port
+    from tests.serve.server import launch_server
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        command = [sys.executable, "-m", "fusionrec", "serve", str(model_dir), "--port", str(port), "--db",
-                   str(Path(tmp) / "events.db")] + (["--features", str(features)] if features else [])
-        import subprocess
-
-        log = Path(tmp) / "server.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                       env=os.environ | {"FUSIONREC_API_KEY": API_KEY, "OMP_NUM_THREADS": "1"})
-        handle = ServerHandle(f"http://127.0.0.1:{port}", API_KEY, process, Path(tmp) / "events.db", log)
+        handle = launch_server(model_dir, Path(tmp), ["--features", str(features)] if features else [], timeout=120)
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(handle.url + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.3)
-            else:
-                raise SystemExit(f"server did not start:\n{log.read_text()[-2000:]}")
             health = httpx.get(handle.url + "/healthz").json()
             users = [u["user_id"] for u in httpx.get(handle.url + "/users", params={"limit": 1000}).json()["users"]]
             items = [c["item_id"] for c in httpx.get(handle.url + f"/users/{users[0]}/recommendations",

@@ -99,12 +99,18 @@ def start_server(tmp_path: Path, workspace: Workspace | None = None, db: Path | 
                  port: int | None = None, timeout: float = 90.0) -> ServerHandle:
     """`fusionrec serve` on the workspace (built under ``tmp_path`` when not given), ready to answer."""
     workspace = workspace or build_workspace(tmp_path / "workspace")
+    extra = ["--features", str(workspace.features), "--media", str(workspace.media), "--dataset", str(workspace.dataset)]
+    return launch_server(workspace.model, tmp_path, extra, db=db, port=port, timeout=timeout)
+
+
+def launch_server(model_dir: Path, tmp_path: Path, extra: list[str] | None = None, db: Path | None = None,
+                  port: int | None = None, timeout: float = 90.0) -> ServerHandle:
+    """`fusionrec serve MODEL_DIR --port P --db DB [extra]` in a subprocess (log under ``tmp_path``),
+    returned once ``/healthz`` answers; a server that exits or stays silent is an error with its log."""
     port = port or free_port()
     db = db or tmp_path / "events.db"
     log = tmp_path / f"server-{port}.log"
-    args = [sys.executable, "-m", "fusionrec", "serve", str(workspace.model), "--port", str(port),
-            "--db", str(db), "--features", str(workspace.features), "--media", str(workspace.media),
-            "--dataset", str(workspace.dataset)]
+    args = [sys.executable, "-m", "fusionrec", "serve", str(model_dir), "--port", str(port), "--db", str(db), *(extra or [])]
     env = os.environ | {"FUSIONREC_API_KEY": API_KEY, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
                         "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     with log.open("wb") as out:

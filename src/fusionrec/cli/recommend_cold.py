@@ -37,9 +37,10 @@ def find_dataset(bundle: ModelBundle, dataset_dir: Path | None) -> Dataset:
     if dataset_dir is not None:
         return Dataset.load(dataset_dir)
     split_path = bundle.split.get("path")
-    if split_path and Path(split_path).exists():
-        return Split.load(split_path).load_dataset()
-    raise DataError("cannot find the dataset the model was trained on: pass --dataset DIR")
+    directory = Split.dataset_dir_of(split_path) if split_path else None
+    if directory is None or not (directory / "manifest.json").exists():
+        raise DataError("cannot find the dataset the model was trained on: pass --dataset DIR")
+    return Dataset.load(directory)
 
 
 def recommend_cold(

@@ -56,6 +56,17 @@ class Split:
         value = self.info.get("dataset_dir")
         return Path(str(value)) if value else None
 
+    @staticmethod
+    def dataset_dir_of(directory: str | Path) -> Path | None:
+        """The dataset folder a saved split records (``split.json``), without loading the split;
+        None when the folder holds no readable split or it records none."""
+        try:
+            info = json.loads((Path(directory) / "split.json").read_text())
+        except (OSError, ValueError):
+            return None
+        value = info.get("dataset_dir")
+        return Path(str(value)) if value else None
+
     def load_dataset(self) -> Dataset:
         """The Dataset this split was cut from (for item content and features)."""
         directory = self.dataset_dir()

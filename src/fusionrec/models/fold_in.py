@@ -66,19 +66,6 @@ class BPRFoldIn:
         return out
 
 
-def fold_in_bpr(
-    item_vectors: np.ndarray,
-    rows: sp.csr_matrix,
-    *,
-    reg: float = 0.01,
-    fixed: Sequence[int] = (),
-    fixed_values: Sequence[float] = (),
-    init: np.ndarray | None = None,
-) -> np.ndarray:
-    """:meth:`BPRFoldIn.solve` for a one-off batch of histories (``(n_rows, d)`` float32)."""
-    return BPRFoldIn(item_vectors, reg=reg, fixed=fixed, fixed_values=fixed_values).solve(rows, init)
-
-
 def newton_user(
     items: np.ndarray, offset: np.ndarray, seeds: np.ndarray, reg: float, start: np.ndarray | None, max_steps: int
 ) -> np.ndarray:

@@ -39,14 +39,16 @@ class Recommendations:
 
     # ------------------------------------------------------------------ lazily built helpers
     def similarity(self) -> Any | None:
-        from fusionrec.rerank.space import ItemSimilarity, item_space
+        """Item similarity for re-ranking: the fused content space, else the model's vectors (the
+        vectors the state's indexes were built from, not recomputed)."""
+        from fusionrec.rerank.space import ItemSimilarity
 
         if self._similarity is None:
-            state = self.state
-            if state.features is not None:
-                self._similarity = ItemSimilarity(item_space("fused", state.features, centers=state.centers))
-            elif "model" in state.indexes:
-                self._similarity = ItemSimilarity(item_space("model", model=state.model))
+            n = self.state.model.n_items  # the catalogue; items added later are not re-ranked
+            for space in ("fused", "model"):
+                if space in self.state.vectors:
+                    self._similarity = ItemSimilarity(self.state.vectors[space][:n])
+                    break
         return self._similarity
 
     def explainer(self) -> Any | None:
@@ -159,9 +161,10 @@ class Recommendations:
         keep = (items >= 0) & (items < explainer.model.n_items)
         if not keep.any():
             return {}
-        explained = explainer.explain(user, items[keep], history=self.state.history(user)[
-            self.state.history(user) < explainer.model.n_items], scores=scores[keep])
-        ids = self.state.catalog.items.ids
+        history = self.state.history(user)
+        explained = explainer.explain(user, items[keep], history=history[history < explainer.model.n_items],
+                                      scores=scores[keep])
+        ids, titles = self.state.catalog.items.ids, self.state.catalog.titles
         out = {}
         for explanation in explained:
             payload = explanation.to_dict(ids)
@@ -172,7 +175,7 @@ class Recommendations:
                 "contributions": payload.get("contributions"),
                 "weights": payload.get("fuser_weights"),
                 "evidence": [
-                    {"modality": e["modality"], "item_id": e.get("item_id"), "title": ids_title(self.state, e["item"]),
+                    {"modality": e["modality"], "item_id": e.get("item_id"), "title": titles[e["item"]],
                      "phrase": e["phrase"], "similarity": e["similarity"]}
                     for e in payload.get("evidence", [])
                 ],
@@ -216,7 +219,3 @@ class Recommendations:
         with state.lock:
             ids, scores = state.indexes["text"].search(vector, k)
             return {"query": query, "items": self._cards(ids[0], scores[0])}
-
-
-def ids_title(state: ServingState, item: int) -> str:
-    return state.catalog.titles[item]

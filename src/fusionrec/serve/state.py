@@ -12,6 +12,7 @@ Requests are a millisecond or two each, so one lock costs little on two cores.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -59,6 +60,7 @@ class ServingState:
     def __init__(self, settings: ServeSettings, bundle: ModelBundle, features: Any | None, dataset: Any | None,
                  media: Path | None, store: EventStore) -> None:
         self.settings, self.bundle, self.features, self.store = settings, bundle, features, store
+        self.started = time.time()
         self.model = bundle.model
         self.media = media
         self.lock = threading.RLock()
@@ -85,13 +87,15 @@ class ServingState:
     @classmethod
     def open(cls, settings: ServeSettings) -> ServingState:
         from fusionrec.data.schema import Dataset
+        from fusionrec.data.splits import Split
         from fusionrec.features.base import FeatureSet
 
         features = FeatureSet.load(settings.features_dir) if settings.features_dir else None
         bundle = ModelBundle.load(settings.model_dir, features=features)
         if features is not None and len(features.ids) != len(bundle.item_ids):
             raise ModelError(f"the feature set has {len(features.ids)} items, the model {len(bundle.item_ids)}")
-        dataset_dir = settings.dataset_dir or _split_dataset_dir(bundle)
+        split_path = bundle.split.get("path")
+        dataset_dir = settings.dataset_dir or (Split.dataset_dir_of(split_path) if split_path else None)
         dataset = Dataset.load(dataset_dir) if dataset_dir is not None and Path(dataset_dir).exists() else None
         media = settings.media_dir
         if media is None and dataset is not None and dataset.media_root:
@@ -137,7 +141,7 @@ class ServingState:
 
     def _replay(self) -> int:
         """Apply every stored event to the live state, in order (one batch: fast at start)."""
-        rows = list(self.store.read(since_id=0))
+        rows = [dataclasses.asdict(row) for row in self.store.read(since_id=0)]
         if rows:
             self._apply(rows)
         return len(rows)
@@ -177,10 +181,11 @@ class ServingState:
                 self._apply(rows)
         return result.stored, result.duplicate
 
-    def _apply(self, events: list[Any]) -> None:
+    def _apply(self, events: list[dict[str, Any]]) -> None:
+        """Positive feedback into the live model (one ``add_interactions`` for the batch), dislikes noted."""
         users, items = [], []
         for event in events:
-            get = event.get if isinstance(event, dict) else (lambda key, e=event: getattr(e, key, None))
+            get = event.get
             item_id, kind = get("item_id"), str(get("type"))
             if item_id is None:
                 continue
@@ -271,21 +276,5 @@ class ServingState:
             "n_items": len(self.catalog.items),
             "events": self.store.count(),
             "index": {name: len(index) for name, index in self.indexes.items()},
-            "started": time.time(),
+            "started": self.started,
         }
-
-
-def _split_dataset_dir(bundle: ModelBundle) -> Path | None:
-    """The dataset the bundle's split came from (its ``dataset_dir``), when recorded."""
-    import json
-
-    split_path = bundle.split.get("path")
-    if not split_path:
-        return None
-    info = Path(split_path) / "split.json"
-    try:
-        meta = json.loads(info.read_text())
-    except (OSError, ValueError):
-        return None
-    value = meta.get("dataset_dir") or meta.get("info", {}).get("dataset_dir")
-    return Path(value) if value else None
